@@ -1,0 +1,69 @@
+"""mlnb: the whole life of an ML model inside Jupyter.
+
+``import mlnb`` loads only the standard library and light mlnb modules; the
+public names below are imported on first use (PEP 562), so heavy libraries
+(duckdb, torch, ...) are paid for only by the code that needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from mlnb.errors import (
+    Conflict,
+    IntegrityError,
+    InvalidArgument,
+    InvalidName,
+    MissingDependency,
+    MlnbError,
+    NotFound,
+    RegistryUnavailable,
+    UnsafeArchive,
+    UntrustedObject,
+)
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; imported on first attribute access.
+_LAZY = {
+    "Registry": "mlnb.registry.client",
+    "ModelInfo": "mlnb.registry.records",
+    "Version": "mlnb.registry.records",
+    "AuditEntry": "mlnb.registry.records",
+    "LineageEdge": "mlnb.registry.records",
+}
+
+__all__ = sorted(
+    [
+        "Conflict",
+        "IntegrityError",
+        "InvalidArgument",
+        "InvalidName",
+        "MissingDependency",
+        "MlnbError",
+        "NotFound",
+        "RegistryUnavailable",
+        "UnsafeArchive",
+        "UntrustedObject",
+        "__version__",
+        *_LAZY,
+    ]
+)
+
+if TYPE_CHECKING:
+    from mlnb.registry.client import Registry
+    from mlnb.registry.records import AuditEntry, LineageEdge, ModelInfo, Version
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlnb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

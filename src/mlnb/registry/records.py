@@ -1,0 +1,240 @@
+"""The objects registry calls return: versions, models, lineage, audit entries, reports.
+
+They are frozen snapshots built from what the registry server sends; changing
+the registry means calling :class:`~mlnb.registry.client.Registry` again.
+Each has a short ``repr``; rich notebook display is added by :mod:`mlnb.display`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "AuditEntry",
+    "FileEntry",
+    "FsckReport",
+    "GcReport",
+    "Lineage",
+    "LineageEdge",
+    "ModelInfo",
+    "Version",
+    "VersionList",
+]
+
+
+def _when(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a version: where it sits in the version, and its blob."""
+
+    path: str
+    sha256: str
+    size: int
+    media_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Version:
+    """One registered version of a model."""
+
+    name: str
+    version: int
+    status: str
+    format: str
+    description: str | None
+    created_at: datetime
+    created_by: str
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    tags: dict[str, str]
+    aliases: tuple[str, ...]
+    parent: str | None
+    files: tuple[FileEntry, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Version:
+        """Build from the server's JSON record (summaries carry no files/metadata)."""
+        return cls(
+            name=d["name"],
+            version=d["version"],
+            status=d["status"],
+            format=d["format"],
+            description=d["description"],
+            created_at=_when(d["created_at"]),  # type: ignore[arg-type]
+            created_by=d["created_by"],
+            metrics=d["metrics"],
+            params=d["params"],
+            tags=d["tags"],
+            aliases=tuple(d["aliases"]),
+            parent=d["parent"],
+            files=tuple(FileEntry(**f) for f in d.get("files", ())),
+            metadata=d.get("metadata", {}),
+        )
+
+    @property
+    def ref(self) -> str:
+        """``name:version``, the reference that always means this version."""
+        return f"{self.name}:{self.version}"
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the version's files."""
+        return sum(f.size for f in self.files)
+
+    def __repr__(self) -> str:
+        bits = [self.ref]
+        if self.aliases:
+            bits.append(" ".join("@" + a for a in self.aliases))
+        if self.status != "active":
+            bits.append(f"[{self.status}]")
+        bits.append(self.format)
+        return f"<Version {' '.join(bits)}>"
+
+
+class VersionList(list):
+    """A list of :class:`Version` that also turns into a DataFrame."""
+
+    def to_df(self) -> pd.DataFrame:
+        """One row per version: name, version, status, aliases, created, metrics (one column each)."""
+        import pandas as pd
+
+        rows = []
+        for v in self:
+            row = {
+                "name": v.name, "version": v.version, "status": v.status,
+                "aliases": ",".join(v.aliases), "created_at": v.created_at,
+                "created_by": v.created_by,
+            }
+            row.update(v.metrics)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model: its name, how many versions it has, its latest version and aliases."""
+
+    name: str
+    description: str | None
+    created_at: datetime
+    created_by: str
+    versions: int
+    latest: int | None
+    aliases: dict[str, int]
+    updated_at: datetime
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> ModelInfo:
+        """Build from the server's JSON record."""
+        return cls(
+            name=d["name"], description=d["description"], created_at=_when(d["created_at"]),  # type: ignore[arg-type]
+            created_by=d["created_by"], versions=d["versions"], latest=d["latest"],
+            aliases=d["aliases"], updated_at=_when(d["updated_at"]),  # type: ignore[arg-type]
+        )
+
+    def __repr__(self) -> str:
+        aliases = " ".join(f"@{a}={v}" for a, v in self.aliases.items())
+        return f"<Model {self.name} versions={self.versions} {aliases}>".replace(" >", ">")
+
+
+@dataclass(frozen=True)
+class LineageEdge:
+    """``source --kind--> target``, e.g. ``m:3 --parent--> m:2``."""
+
+    source: str
+    kind: str
+    target: str
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The lineage graph around one version: its ancestors and descendants."""
+
+    root: str
+    edges: tuple[LineageEdge, ...]
+
+    def __repr__(self) -> str:
+        lines = [f"<Lineage of {self.root}"]
+        lines += [f"  {e.source} --{e.kind}--> {e.target}" for e in self.edges]
+        return "\n".join(lines) + ">"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of the audit log: who did what, when, from which version to which."""
+
+    id: int
+    at: datetime
+    user: str
+    action: str
+    model: str
+    version: int | None
+    alias: str | None
+    from_version: int | None
+    to_version: int | None
+    reason: str | None
+    details: dict[str, Any] | None
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> AuditEntry:
+        """Build from the server's JSON record."""
+        return cls(**{**d, "at": _when(d["at"])})
+
+    def __repr__(self) -> str:
+        what = f"{self.model}:{self.version}" if self.version else self.model
+        move = ""
+        if self.alias:
+            move = f" @{self.alias} {self.from_version or '-'} -> {self.to_version or '-'}"
+        return f"<Audit #{self.id} {self.at:%Y-%m-%d %H:%M:%S} {self.user} {self.action} {what}{move}>"
+
+
+@dataclass(frozen=True)
+class FsckReport:
+    """What ``fsck`` found: problems in storage and in the registry's references."""
+
+    checked: int
+    missing: tuple[str, ...]        # labels of files whose blob is gone
+    corrupt: tuple[str, ...]        # labels of files whose blob fails its hash or size
+    orphans: tuple[str, ...]        # sha256 of blobs no version references
+    held: tuple[str, ...]           # orphans a registration in flight is about to use
+    temp: tuple[str, ...]           # leftover temporary uploads
+
+    @property
+    def ok(self) -> bool:
+        """True when no file is missing or corrupt (orphans are only wasted space)."""
+        return not (self.missing or self.corrupt)
+
+    def __repr__(self) -> str:
+        state = "ok" if self.ok else "PROBLEMS"
+        return (
+            f"<Fsck {state}: {self.checked} files checked, {len(self.missing)} missing, "
+            f"{len(self.corrupt)} corrupt, {len(self.orphans)} orphaned blobs, "
+            f"{len(self.temp)} temporary uploads>"
+        )
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What ``gc`` removed (or would remove, with ``dry_run``)."""
+
+    blobs: tuple[str, ...]
+    bytes: int
+    temp: tuple[str, ...]
+    dry_run: bool
+
+    def __repr__(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        return (
+            f"<Gc {verb} {len(self.blobs)} blobs ({self.bytes} bytes) and "
+            f"{len(self.temp)} temporary uploads>"
+        )
