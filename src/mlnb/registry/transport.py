@@ -124,19 +124,25 @@ class SocketTransport:
             fcntl.flock(fd, fcntl.LOCK_EX)
             deadline = time.monotonic() + START_TIMEOUT
             proc: subprocess.Popen | None = None
+            spawns = 0
             while time.monotonic() < deadline:
                 try:
                     return self._connect_once()
                 except OSError:
                     pass
                 if proc is None or proc.poll() is not None:
-                    if proc is not None and proc.returncode not in (0, 3):
+                    # 0: it served and left; 3: another server holds the lock (it
+                    # will answer soon); killed by a signal: start another.  Any
+                    # other exit is a failure that starting again will not fix.
+                    code = None if proc is None else proc.returncode
+                    if code is not None and code > 0 and code != 3 or spawns >= 8:
                         raise RegistryUnavailable(
                             f"the registry server for {self.db_path} failed to start "
-                            f"(exit {proc.returncode}):\n{self._log_tail()}\n"
+                            f"(exit {code}):\n{self._log_tail()}\n"
                             f"full log: {self.paths['log']}"
                         )
                     proc = self._spawn()
+                    spawns += 1
                 time.sleep(0.01)
             raise RegistryUnavailable(
                 f"the registry server for {self.db_path} did not answer within "
