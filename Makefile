@@ -1,0 +1,42 @@
+# The two set-up commands, on a fresh machine:
+#   make lab    create .venv, install mlnb with its extras, start JupyterLab on the tutorials
+#   make test   install everything the tests need, run the whole suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip --disable-pip-version-check -q
+LAB_ARGS ?=
+
+.PHONY: lab test install-lab install-dev bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# torch is pinned to 2.13.0 in pyproject.toml: the CPU wheel; an unpinned torch
+# would pull a multi-GB CUDA build.
+$(VENV)/.dev-installed: pyproject.toml | $(PY)
+	$(PIP) install -e ".[dev]"
+	touch $@
+
+$(VENV)/.lab-installed: pyproject.toml | $(PY)
+	$(PIP) install -e ".[lab]"
+	touch $@
+
+install-dev: $(VENV)/.dev-installed
+install-lab: $(VENV)/.lab-installed
+
+lab: install-lab
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+test: install-dev
+	$(PY) -m pytest
+	$(PY) -m pytest --nbval-lax -p no:randomly notebooks/
+
+bench: install-dev
+	$(PIP) install -e ".[bench]"
+	$(PY) benchmarks/registry_vs_mlflow.py
+	$(PY) benchmarks/storage_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist src/*.egg-info
