@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from mlnb.registry import server
 pytestmark = pytest.mark.slow
 
 WORKER = Path(__file__).with_name("crashworker.py")
+COUNT = 250  # registrations while the server is being killed (about 5 s)
 sys.path.insert(0, str(WORKER.parent))
 from crashworker import content  # noqa: E402
 
@@ -79,29 +81,44 @@ def test_killing_registering_clients_at_random_points_leaves_whole_versions_or_n
     _check_every_version_is_whole(reg)
 
 
+def _answers(db: str) -> bool:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(server.paths_for(db)["socket"]))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
 def test_killing_the_server_at_random_points_never_loses_or_doubles_a_registration(home):
     rng = random.Random(int(os.environ.get("MLNB_CRASH_SEED", time.time())))
     db = str(home / "registry.duckdb")
     proc = subprocess.Popen(
-        [sys.executable, str(WORKER), str(home), "60"],
+        [sys.executable, str(WORKER), str(home), str(COUNT)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     kills = 0
     deadline = time.time() + 120
     while proc.poll() is None and time.time() < deadline:
-        time.sleep(rng.uniform(0.05, 0.4))
         pid = server.server_pid(db)
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                kills += 1
-            except ProcessLookupError:
-                pass
+        if pid is None or not _answers(db):  # the client is starting a new one
+            time.sleep(0.01)
+            continue
+        time.sleep(rng.uniform(0.0, 0.2))  # let it serve for a while, then kill it mid-work
+        try:
+            os.kill(pid, signal.SIGKILL)
+            kills += 1
+        except ProcessLookupError:
+            pass
+        while server.server_pid(db) == pid and time.time() < deadline:
+            time.sleep(0.005)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert kills >= 5, "the server was hardly ever killed; the test proved nothing"
+    assert kills >= 10, f"the server was killed only {kills} times; the test proved little"
     reg = mlnb.Registry(home)
     seen = _check_every_version_is_whole(reg)
-    assert sorted(seen) == list(range(60))
-    assert [v.version for v in reg.versions("crash")] == list(range(1, 61))
+    assert sorted(seen) == list(range(COUNT))
+    assert [v.version for v in reg.versions("crash")] == list(range(1, COUNT + 1))
     assert reg.fsck().ok
