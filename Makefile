@@ -30,6 +30,7 @@ lab: install-lab
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 test: install-dev
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest
 	$(PY) -m pytest --nbval-lax -p no:randomly notebooks/
 

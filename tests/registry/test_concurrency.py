@@ -170,7 +170,7 @@ def test_killing_the_server_loses_nothing_and_a_retried_registration_is_not_doub
 def _start(home: str, out: mp.Queue, barrier) -> None:
     try:
         barrier.wait()
-        reg = mlnb.Registry(home)
+        mlnb.Registry(home)
         out.put(("ok", server.server_pid(str(Path(home) / "registry.duckdb")), None))
     except BaseException as err:
         out.put(("error", 0, repr(err)))

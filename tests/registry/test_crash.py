@@ -54,7 +54,7 @@ def test_killing_registering_clients_at_random_points_leaves_whole_versions_or_n
     rng = random.Random(int(os.environ.get("MLNB_CRASH_SEED", time.time())))
     reg = mlnb.Registry(home)
     trials, killed_mid, checked = 32, 0, {}
-    for trial in range(trials):
+    for _ in range(trials):
         proc = subprocess.Popen(
             [sys.executable, str(WORKER), str(home), "1000"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

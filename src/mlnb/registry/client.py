@@ -12,7 +12,6 @@ leaves at most unreferenced blobs, which ``fsck`` reports and ``gc`` removes.
 from __future__ import annotations
 
 import json
-import math
 import numbers
 import os
 import shutil
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from mlnb import config
-from mlnb.errors import Conflict, InvalidArgument, NotFound
+from mlnb.errors import Conflict, InvalidArgument
 from mlnb.refs import check_alias, check_name, parse_ref
 from mlnb.registry.records import (
     AuditEntry,
@@ -350,6 +349,10 @@ class Registry:
         from mlnb import serialize
 
         check_name(name)
+        if description is not None and (
+            not isinstance(description, str) or len(description) > _MAX_TEXT
+        ):
+            raise InvalidArgument(f"description must be a string of at most {_MAX_TEXT} characters")
         record = {
             "name": name,
             "metrics": _check_metrics(metrics),
@@ -358,8 +361,6 @@ class Registry:
             "description": description,
             "parent": str(parse_ref(parent)) if parent is not None else None,
         }
-        if description is not None and (not isinstance(description, str) or len(description) > _MAX_TEXT):
-            raise InvalidArgument(f"description must be a string of at most {_MAX_TEXT} characters")
         if parent is not None:
             self.get(parent)  # fail before storing anything
         request_id = uuid.uuid4().hex

@@ -22,14 +22,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from mlnb.errors import Conflict, InvalidArgument, NotFound
 from mlnb.refs import Ref, check_alias, check_name, parse_ref, suggest
 from mlnb.registry import schema
-
-if TYPE_CHECKING:
-    import duckdb
 
 __all__ = ["PROTECTED_ALIASES", "RegistryDB"]
 
@@ -440,10 +437,7 @@ class RegistryDB:
             " order by id",
             [model.name, alias],
         ).fetchall():
-            if action == "rollback":
-                if stack:
-                    stack.pop()
-            elif action in ("remove_alias", "retire"):
+            if action in ("rollback", "remove_alias", "retire"):
                 if stack:
                     stack.pop()
             elif not stack or stack[-1] != to_version:
