@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlnb.errors import (
     Conflict,
+    HoldExpired,
     IntegrityError,
     InvalidArgument,
     InvalidName,
@@ -37,6 +38,7 @@ _LAZY = {
 __all__ = sorted(
     [
         "Conflict",
+        "HoldExpired",
         "IntegrityError",
         "InvalidArgument",
         "InvalidName",

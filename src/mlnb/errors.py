@@ -8,6 +8,7 @@ failure happened::
     ├── InvalidArgument    fix an argument value (metric, path, SQL, option)
     ├── NotFound           the model, version, alias or file does not exist
     ├── Conflict           the registry's state forbids it (retired, taken, ...)
+    │   └── HoldExpired    an upload lost its protection from gc: upload again
     ├── IntegrityError     stored bytes do not match their hash: repair storage
     ├── UnsafeArchive      an archive tries to escape its target or is too big
     ├── UntrustedObject    loading would unpickle: pass ``trust=True`` if you trust it
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "Conflict",
+    "HoldExpired",
     "IntegrityError",
     "InvalidArgument",
     "InvalidName",
@@ -52,6 +54,13 @@ class NotFound(MlnbError, LookupError):
 
 class Conflict(MlnbError):
     """The registry's current state does not allow the operation."""
+
+
+class HoldExpired(Conflict):
+    """A registration's uploaded blobs are no longer held against ``gc``.
+
+    The client handles it by holding and, where needed, uploading them again.
+    """
 
 
 class IntegrityError(MlnbError):

@@ -98,3 +98,38 @@ def test_a_registration_waits_for_a_gc_that_is_deleting_its_blob_then_uploads_it
     t.join(10)
     assert done and Path(two.load(done[0].ref)).read_bytes() == data
     assert two.fsck().ok
+
+
+def test_a_server_restart_between_upload_and_commit_cannot_leave_a_dangling_version(reg, tmp_path):
+    import os
+    import signal
+
+    from mlnb.registry import server
+
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"uploaded before the restart")
+    files = [("w.bin", f)]
+    entries = reg._put_files("req-r", files)
+    os.kill(server.server_pid(str(reg.settings.registry)), signal.SIGKILL)
+    # The new server holds nothing, so a gc now removes the upload...
+    assert entries[0]["sha256"] in reg.gc(grace=0).blobs
+    # ...and the commit notices, uploads again, and records a whole version.
+    v = reg._commit("req-r", files, entries, name="m", format="files",
+                    metadata={"layout": "file", "name": "w.bin", "format_version": 1},
+                    metrics={}, params={}, tags={}, description=None, parent=None)
+    assert Path(reg.load(v.ref)).read_bytes() == b"uploaded before the restart"
+    assert reg.fsck().ok
+
+
+def test_holds_of_a_client_that_went_away_are_dropped(home, tmp_path):
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"abandoned upload")
+    gone = mlnb.Registry(home)
+    sha = gone._put_files("req-gone", [("w.bin", f)])[0]["sha256"]
+    other = mlnb.Registry(home)
+    assert sha in other.fsck().held
+    gone.close()  # as when its process dies: the server sees the connection close
+    deadline = time.time() + 5
+    while sha in other.fsck().held and time.time() < deadline:
+        time.sleep(0.05)
+    assert sha in other.gc(grace=0).blobs

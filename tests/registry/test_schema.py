@@ -26,6 +26,7 @@ def test_every_earlier_step_migrates_to_the_latest(tmp_path):
 def test_reopening_keeps_everything_and_migrates_nothing(tmp_path):
     path = str(tmp_path / "r.duckdb")
     db = RegistryDB(path)
+    db.hold("r1", ["0" * 64])
     db.register(request_id="r1", name="m", format="files", metadata={}, metrics={"a": 1.0},
                 params={"p": [1, 2]}, tags={"t": "x"}, description=None, parent=None,
                 user="u", files=[{"path": "f", "sha256": "0" * 64, "size": 1,

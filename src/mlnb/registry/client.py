@@ -297,15 +297,15 @@ class Registry:
 
     def _commit(self, request_id: str, files: list[tuple[str, Path]], entries: list[dict],
                 **record: Any) -> Version:
-        """Send the registration; if the server was lost, make sure the blobs are still there."""
-        from mlnb.errors import RegistryUnavailable
+        """Send the registration; if its holds were lost, take them again and resend."""
+        from mlnb.errors import HoldExpired, RegistryUnavailable
 
         for attempt in range(3):
             try:
                 return Version.from_wire(self._call(
                     "register", request_id=request_id, files=entries, user=self.user, **record
                 ))
-            except RegistryUnavailable:
+            except (HoldExpired, RegistryUnavailable):
                 if attempt == 2:
                     raise
                 # A new server holds nothing: take the holds again, and put back any

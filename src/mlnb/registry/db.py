@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from mlnb.errors import Conflict, InvalidArgument, NotFound
+from mlnb.errors import Conflict, HoldExpired, InvalidArgument, NotFound
 from mlnb.refs import Ref, check_alias, check_name, parse_ref, suggest
 from mlnb.registry import schema
 
@@ -311,6 +311,7 @@ class RegistryDB:
             if done is not None:
                 return self._by_id[done[0]].versions[done[1]]
             parent_at = self._resolve(parent) if parent else None
+            self._check_held(request_id, files)
             metrics = {str(k): float(v) for k, v in metrics.items()}
             tags = {str(k): str(v) for k, v in tags.items()}
             now = _now()
@@ -351,6 +352,25 @@ class RegistryDB:
             self._requests[request_id] = (model.id, ver)
             self._holds.pop(request_id, None)
             return model.versions[ver]
+
+    def _check_held(self, request_id: str, files: list[dict]) -> None:
+        """Refuse to reference a blob that ``gc`` may have deleted since it was uploaded.
+
+        A blob is safe when this registration holds it or a version already
+        references it.  Holds live in memory and go with the connection that took
+        them, so after a server restart or a lost connection the client must hold
+        (and if need be upload) its blobs again; :class:`HoldExpired` tells it so.
+        """
+        until, held = self._holds.get(request_id, (0.0, set()))
+        if until < _now():
+            held = set()
+        loose = {f["sha256"] for f in files} - held
+        if loose and loose - set(self.referenced()):
+            raise HoldExpired(
+                f"{len(loose)} uploaded file(s) of this registration are no longer protected "
+                "from gc (the registry server restarted, or more than an hour passed); "
+                "upload them again"
+            )
 
     def _move_alias(self, model: _Model, alias: str, ver: int, user: str, action: str,
                     reason: str | None) -> dict[str, Any]:

@@ -65,6 +65,16 @@ class _Handler(socketserver.BaseRequestHandler):
     server: _Server
 
     def handle(self) -> None:
+        # Holds taken over this connection are dropped when it closes without
+        # registering: the client died, and gc may take its uploads.
+        held: set[str] = set()
+        try:
+            self._serve(held)
+        finally:
+            for request_id in held:
+                self.server.db.release(request_id)
+
+    def _serve(self, held: set[str]) -> None:
         sock: socket.socket = self.request
         srv = self.server
         while True:
@@ -80,9 +90,12 @@ class _Handler(socketserver.BaseRequestHandler):
             try:
                 try:
                     request = json.loads(body)
-                    answer = protocol.encode_result(
-                        protocol.dispatch(srv.db, request["op"], request.get("args") or {})
-                    )
+                    op, args = request["op"], request.get("args") or {}
+                    answer = protocol.encode_result(protocol.dispatch(srv.db, op, args))
+                    if op == "hold":
+                        held.add(args["request_id"])
+                    elif op in ("register", "release"):
+                        held.discard(args.get("request_id"))
                 except Exception as err:  # every failure goes back to the client
                     if not isinstance(err, MlnbError):
                         log.exception("request failed: %.200s", body)
