@@ -155,6 +155,10 @@ def test_loading_a_corrupted_blob_raises_integrity_error_naming_the_file(anyreg,
 def test_version_records_are_snapshots_the_caller_cannot_corrupt(anyreg, tmp_path):
     f = tmp_path / "w"
     f.write_text("x")
-    v = anyreg.register("m", f, metrics={"acc": 0.5})
-    v.metrics["acc"] = 1.0
+    v = anyreg.register("m", f, metrics={"acc": 0.5}, params={"layers": [1, 2]})
+    with pytest.raises(TypeError):
+        v.metrics["acc"] = 1.0
+    with pytest.raises(TypeError):
+        anyreg.versions("m")[0].params["layers"] = []
     assert anyreg.get("m:1").metrics == {"acc": 0.5}
+    assert dict(anyreg.get("m:1").params) == {"layers": [1, 2]}

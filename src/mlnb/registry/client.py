@@ -163,6 +163,7 @@ class Registry:
         self.storage_url: str = recorded
         self._storage_options = dict(storage_options or {})
         self._store: BlobStore | None = None
+        self._listings: dict[str, tuple[str | None, int, dict[int, Version]]] = {}
 
     # -- plumbing ------------------------------------------------------------
 
@@ -207,8 +208,25 @@ class Registry:
         return [ModelInfo.from_wire(m) for m in self._call("models")]
 
     def versions(self, name: str) -> VersionList:
-        """A model's versions, oldest first (summaries: no files or metadata)."""
-        return VersionList(Version.from_wire(v) for v in self._call("versions", name=check_name(name)))
+        """A model's versions, oldest first (summaries: no files or metadata).
+
+        The client keeps the last listing of each model and asks the server only
+        for versions changed since, so listing again is cheap however many there are.
+        """
+        check_name(name)
+        epoch, gen, cached = self._listings.get(name, (None, 0, {}))
+        data = self._call("versions", name=name, since=gen, epoch=epoch)
+        if data["epoch"] != epoch:
+            cached = {}
+        else:
+            cached = dict(cached)
+        for row in data["rows"]:
+            cached[row["version"]] = Version.from_wire(row)
+        if len(cached) != data["count"]:  # cannot happen; never trust a merge blindly
+            cached = {r["version"]: Version.from_wire(r)
+                      for r in self._call("versions", name=name)["rows"]}
+        self._listings[name] = (data["epoch"], data["gen"], cached)
+        return VersionList(cached[v] for v in sorted(cached))
 
     def best(self, name: str, metric: str, mode: str = "max") -> Version:
         """The active version with the highest (``mode="min"``: lowest) finite *metric*."""
@@ -416,10 +434,10 @@ class Registry:
         v = self.get(ref)
         if v.format == "files":
             root = self.checkout(v.ref)
-            return serialize.load(v.format, root, v.metadata)
+            return serialize.load(v.format, root, dict(v.metadata))
         with tempfile.TemporaryDirectory(prefix="mlnb-load-") as work:
             root = self.checkout(v.ref, Path(work) / "v")
-            return serialize.load(v.format, root, v.metadata, device=device, trust=trust,
+            return serialize.load(v.format, root, dict(v.metadata), device=device, trust=trust,
                                   model_class=model_class, into=into)
 
     # -- maintenance and bundles ---------------------------------------------

@@ -20,6 +20,7 @@ import json
 import math
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -69,6 +70,10 @@ class _Model:
     aliases: dict[str, int] = field(default_factory=dict)
     # version -> cached JSON of its summary (what a listing sends)
     summaries: dict[int, bytes] = field(default_factory=dict)
+    # change counter of this model, and the value it had when each version last
+    # changed: a client holding a listing at generation g needs only newer ones
+    gen: int = 0
+    changed: dict[int, int] = field(default_factory=dict)
 
     def next_version(self) -> int:
         return max(self.versions, default=0) + 1
@@ -117,6 +122,7 @@ class RegistryDB:
         self._holds: dict[str, tuple[float, set[str]]] = {}
         self._condemned: dict[str, tuple[float, set[str]]] = {}
         self._audit_id = 0
+        self.epoch = uuid.uuid4().hex
         self._load()
 
     # -- loading -----------------------------------------------------------
@@ -183,11 +189,13 @@ class RegistryDB:
         }
 
     def _refresh_aliases(self, model: _Model, versions: Iterable[int]) -> None:
+        model.gen += 1
         for ver in set(versions):
             rec = model.versions.get(ver)
             if rec is None:
                 continue
             rec["aliases"] = sorted(a for a, v in model.aliases.items() if v == ver)
+            model.changed[ver] = model.gen
             model.summaries[ver] = json.dumps(
                 {k: rec[k] for k in _SUMMARY_KEYS}, separators=(",", ":")
             ).encode()
@@ -256,11 +264,24 @@ class RegistryDB:
                 })
             return out
 
-    def versions_json(self, name: str) -> bytes:
-        """A model's versions, oldest first, as a JSON array of summaries."""
+    def versions_json(self, name: str, since: int = 0, epoch: str | None = None) -> bytes:
+        """A model's versions as JSON: ``{"epoch", "gen", "count", "rows"}``.
+
+        ``rows`` are version summaries, oldest first: all of them, or, when the
+        caller passes the *epoch* and generation *since* of a listing it holds,
+        only those changed after it.  The epoch is new for every server, so a
+        listing from an earlier server is always sent whole.
+        """
         with self.lock:
             model = self._model(name)
-            return b"[" + b",".join(model.summaries[v] for v in sorted(model.versions)) + b"]"
+            if epoch != self.epoch:
+                since = 0
+            rows = b",".join(
+                model.summaries[v] for v in sorted(model.versions) if model.changed[v] > since
+            )
+            head = json.dumps({"epoch": self.epoch, "gen": model.gen,
+                               "count": len(model.versions)})
+            return head[:-1].encode() + b',"rows":[' + rows + b"]}"
 
     def best(self, name: str, metric: str, mode: str = "max") -> dict[str, Any]:
         """The active version with the highest (or lowest) finite *metric*."""

@@ -38,7 +38,9 @@ OPS: dict[str, tuple[Callable[..., Any], bool]] = {
     "ping": (lambda db: {"path": db.path}, True),
     "get": (lambda db, ref: db.get(ref), True),
     "models": (lambda db: db.models(), True),
-    "versions": (lambda db, name: Raw(db.versions_json(name)), True),
+    "versions": (
+        lambda db, name, since=0, epoch=None: Raw(db.versions_json(name, since, epoch)), True
+    ),
     "best": (lambda db, name, metric, mode="max": db.best(name, metric, mode), True),
     "register": (lambda db, **a: db.register(**a), True),  # idempotent by request_id
     "set_alias": (lambda db, **a: db.set_alias(**a), True),  # no-op when already set
