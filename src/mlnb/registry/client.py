@@ -11,6 +11,7 @@ leaves at most unreferenced blobs, which ``fsck`` reports and ``gc`` removes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import numbers
 import os
@@ -30,6 +31,7 @@ from mlnb.registry.records import (
     ModelInfo,
     Version,
     VersionList,
+    paused_gc,
 )
 
 if TYPE_CHECKING:
@@ -220,8 +222,9 @@ class Registry:
             cached = {}
         else:
             cached = dict(cached)
-        for row in data["rows"]:
-            cached[row["version"]] = Version.from_wire(row)
+        with paused_gc():
+            for row in data["rows"]:
+                cached[row["version"]] = Version.from_wire(row)
         if len(cached) != data["count"]:  # cannot happen; never trust a merge blindly
             cached = {r["version"]: Version.from_wire(r)
                       for r in self._call("versions", name=name)["rows"]}
@@ -382,8 +385,12 @@ class Registry:
         if parent is not None:
             self.get(parent)  # fail before storing anything
         request_id = uuid.uuid4().hex
-        with tempfile.TemporaryDirectory(prefix="mlnb-stage-") as work:
-            staged = serialize.stage(obj, Path(work),
+        with contextlib.ExitStack() as stack:
+            # A path is stored as it is; only objects to serialise need a work folder.
+            work = None
+            if serialize.describe(obj) != "files":
+                work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlnb-stage-")))
+            staged = serialize.stage(obj, work,
                                      init_kwargs=dict(init_kwargs) if init_kwargs else None)
             try:
                 entries = self._put_files(request_id, staged.files)

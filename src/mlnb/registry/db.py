@@ -120,6 +120,8 @@ class RegistryDB:
         self._by_id: dict[int, _Model] = {}
         self._requests: dict[str, tuple[int, int]] = {}
         self._holds: dict[str, tuple[float, set[str]]] = {}
+        # every blob some version references (versions are never deleted)
+        self._blobs: set[str] = set()
         self._condemned: dict[str, tuple[float, set[str]]] = {}
         self._audit_id = 0
         self.epoch = uuid.uuid4().hex
@@ -158,6 +160,7 @@ class RegistryDB:
                 f"{self._by_id[parent[0]].name}:{parent[1]}" if parent else None,
             )
             self._requests[req] = (mid, ver)
+            self._blobs.update(f["sha256"] for f in model.versions[ver]["files"])
         for mid, alias, ver in con.execute(
             "select model_id, alias, version from mlnb.aliases"
         ).fetchall():
@@ -371,6 +374,7 @@ class RegistryDB:
             )
             self._refresh_aliases(model, [ver])
             self._requests[request_id] = (model.id, ver)
+            self._blobs.update(f["sha256"] for f in files)
             self._holds.pop(request_id, None)
             return model.versions[ver]
 
@@ -385,8 +389,8 @@ class RegistryDB:
         until, held = self._holds.get(request_id, (0.0, set()))
         if until < _now():
             held = set()
-        loose = {f["sha256"] for f in files} - held
-        if loose and loose - set(self.referenced()):
+        loose = {f["sha256"] for f in files} - held - self._blobs
+        if loose:
             raise HoldExpired(
                 f"{len(loose)} uploaded file(s) of this registration are no longer protected "
                 "from gc (the registry server restarted, or more than an hour passed); "
@@ -661,7 +665,7 @@ class RegistryDB:
             now = _now()
             for req in [r for r, (until, _) in self._holds.items() if until < now]:
                 del self._holds[req]
-            keep = set(self.referenced()).union(*(s for _, s in self._holds.values()))
+            keep = self._blobs.union(*(s for _, s in self._holds.values()))
             doomed = sorted(set(candidates) - keep)
             self._condemned[token] = (now + GC_SECONDS, set(doomed))
             return doomed

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlnb.errors import RegistryUnavailable, from_wire
 from mlnb.registry import protocol
+from mlnb.registry.records import paused_gc
 
 if TYPE_CHECKING:
     from mlnb.registry.db import RegistryDB
@@ -43,7 +44,11 @@ _BROKEN = (ConnectionError, FileNotFoundError, BrokenPipeError, socket.timeout, 
 
 
 def _decode(body: bytes) -> Any:
-    answer = json.loads(body)
+    if len(body) > 65536:
+        with paused_gc():
+            answer = json.loads(body)
+    else:
+        answer = json.loads(body)
     if "error" in answer:
         raise from_wire(answer["error"], answer["message"])
     return answer["ok"]

@@ -78,7 +78,7 @@ def describe(obj: object) -> str:
     return "pickle"
 
 
-def stage(obj: object, workdir: Path, *, init_kwargs: dict | None = None) -> Staged:
+def stage(obj: object, workdir: Path | None, *, init_kwargs: dict | None = None) -> Staged:
     """Turn *obj* into the files to store, writing any new file into *workdir*.
 
     Paths are not copied: a file or directory is returned as its original
@@ -90,7 +90,8 @@ def stage(obj: object, workdir: Path, *, init_kwargs: dict | None = None) -> Sta
     obj
         A file or directory path, an ``nn.Module``, or any picklable object.
     workdir
-        Existing empty directory for the files this call creates.
+        Existing empty directory for the files this call creates; may be None
+        when *obj* is a path (nothing is written then).
     init_kwargs
         For an ``nn.Module`` only: the JSON arguments that rebuild it,
         ``type(obj)(**init_kwargs)``.  None records that they are unknown.
@@ -108,7 +109,8 @@ def stage(obj: object, workdir: Path, *, init_kwargs: dict | None = None) -> Sta
     """
     path = as_path(obj)
     fmt = "files" if path is not None else describe(obj)
-    workdir = Path(workdir).absolute()
+    if workdir is None and path is None:
+        raise InvalidArgument(f"staging a {fmt} object needs a work directory")
     if init_kwargs is not None and fmt != "torch":
         raise InvalidArgument(
             f"init_kwargs applies only to torch models, but this object is stored as {fmt}"
@@ -118,9 +120,9 @@ def stage(obj: object, workdir: Path, *, init_kwargs: dict | None = None) -> Sta
     elif fmt == "torch":
         from mlnb.serialize.torch_model import stage_torch
 
-        files, metadata = stage_torch(obj, workdir, init_kwargs)
+        files, metadata = stage_torch(obj, Path(workdir).absolute(), init_kwargs)
     else:
-        files, metadata = stage_pickle(obj, workdir)
+        files, metadata = stage_pickle(obj, Path(workdir).absolute())
     return Staged(format=fmt, files=files, metadata=metadata)
 
 
