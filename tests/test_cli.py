@@ -80,9 +80,18 @@ def test_user_errors_are_one_line_on_stderr_with_exit_1(seeded):
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
 
 
+def test_server_status_and_stop_never_start_a_server(seeded):
+    status = json.loads(mlnb(seeded, "server", "--json").stdout)
+    assert status["running"] and status["pid"] > 0
+    assert "stopped the registry server" in mlnb(seeded, "server", "stop").stdout
+    assert json.loads(mlnb(seeded, "server", "status", "--json").stdout)["running"] is False
+    assert "no registry server running" in mlnb(seeded, "server", "stop").stdout
+    assert json.loads(mlnb(seeded, "versions", "mnist-mlp", "--json").stdout)  # starts again
+
+
 @pytest.mark.parametrize("command", [
     "models", "versions", "show", "register", "promote", "rollback", "alias", "retire",
-    "lineage", "audit", "sql", "fsck", "gc", "export", "import",
+    "lineage", "audit", "sql", "fsck", "gc", "export", "import", "server",
 ])
 def test_every_command_has_help(home, command):
     proc = mlnb(home, command, "--help")

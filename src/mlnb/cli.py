@@ -166,6 +166,26 @@ def cmd_import(reg, args):  # noqa: ANN001
     return v, f"imported {args.file} as {v.ref}"
 
 
+def cmd_server(settings, args):  # noqa: ANN001
+    """Status or stop of the registry server; never starts one."""
+    from mlnb.registry import server
+
+    if settings.registry == ":memory:":
+        return {"running": False}, "a :memory: registry has no server"
+    paths = server.paths_for(settings.registry)
+    pid = server.server_pid(settings.registry)
+    if args.action == "stop":
+        stopped = server.stop(settings.registry) if pid else False
+        return {"stopped": stopped, "pid": pid}, (
+            f"stopped the registry server (pid {pid})" if stopped else "no registry server running"
+        )
+    info = {"running": pid is not None, "pid": pid, "registry": settings.registry,
+            "socket": str(paths["socket"]), "log": str(paths["log"])}
+    text = (f"registry server running, pid {pid}" if pid else "no registry server running")
+    text += f"\nregistry  {settings.registry}\nsocket    {paths['socket']}\nlog       {paths['log']}"
+    return info, text
+
+
 def _pair(text: str, cast: Callable[[str], Any]) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -239,6 +259,8 @@ def _parser() -> argparse.ArgumentParser:
     p = add("import", cmd_import, "register the version in a bundle")
     p.add_argument("file")
     p.add_argument("--name", help="register under this model name instead")
+    p = add("server", cmd_server, "show or stop the registry server (stop releases the file)")
+    p.add_argument("action", nargs="?", choices=["status", "stop"], default="status")
     return parser
 
 
@@ -248,8 +270,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mlnb.registry.client import Registry
 
     try:
-        with Registry(args.home, registry=args.registry, storage=args.storage) as reg:
-            result, text = args.func(reg, args)
+        if args.func is cmd_server:  # must not start the server it reports on
+            from mlnb.config import settings
+
+            result, text = cmd_server(settings(args.home, args.registry, args.storage), args)
+        else:
+            with Registry(args.home, registry=args.registry, storage=args.storage) as reg:
+                result, text = args.func(reg, args)
     except MlnbError as err:
         print(f"mlnb: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
