@@ -58,6 +58,20 @@ if TYPE_CHECKING:
     from mlnb.registry.records import AuditEntry, LineageEdge, ModelInfo, Version
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext mlnb``: register the ``%mlnb`` and ``%%mlnb`` magics."""
+    from mlnb.magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext mlnb``: remove the magics."""
+    from mlnb.magics import unload
+
+    unload(ipython)
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

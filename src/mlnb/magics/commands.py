@@ -1,0 +1,208 @@
+"""The ``%mlnb`` commands: one parser and one function per command, in one table.
+
+Each function takes the registry, the parsed arguments and the shell's user
+namespace, calls one :class:`~mlnb.Registry` method and returns its result
+object (which displays itself), so ``v = %mlnb show m:3`` works.  Parsers
+raise :class:`~IPython.core.error.UsageError`, which IPython shows as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from IPython.core.error import UsageError
+
+__all__ = ["COMMANDS", "Command", "HelpShown", "usage"]
+
+
+class HelpShown(Exception):
+    """Raised after ``--help`` printed its text: the command does nothing more."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting the kernel."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"%mlnb {self.prog.split()[-1]}: {message}\n{self.format_usage().strip()}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if message:
+            raise UsageError(message.strip())
+        raise HelpShown
+
+
+def _pair(kind: str, cast: Callable[[str], Any]) -> Callable[[str], tuple[str, Any]]:
+    def parse(text: str) -> tuple[str, Any]:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"{kind} must be KEY=VALUE, not {text!r}")
+        try:
+            return key, cast(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{kind} {key}: {err}") from err
+
+    return parse
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+@dataclass(frozen=True)
+class Command:
+    """A ``%mlnb`` command: its parser, what it does, and which arguments are references."""
+
+    parser: argparse.ArgumentParser
+    run: Callable[[Any, argparse.Namespace, dict[str, Any]], Any]
+    refs: tuple[str, ...] = ()      # positional slots that take a reference (completion)
+    names: tuple[str, ...] = ()     # positional slots that take a model name (completion)
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def _command(name: str, help: str, refs: tuple[str, ...] = (), names: tuple[str, ...] = ()):
+    parser = _Parser(prog=f"%mlnb {name}", description=help, add_help=True)
+
+    def register(func: Callable[[Any, argparse.Namespace, dict[str, Any]], Any]) -> argparse.ArgumentParser:
+        COMMANDS[name] = Command(parser, func, refs, names)
+        return parser
+
+    return parser, register
+
+
+# -- the commands ------------------------------------------------------------------
+
+_p, _reg = _command("models", "list the models in the registry")
+_reg(lambda reg, a, ns: reg.models())
+
+_p, _reg = _command("versions", "list a model's versions", names=("name",))
+_p.add_argument("name")
+_p.add_argument("--alias", help="only the version holding this alias")
+_p.add_argument("--sort", metavar="METRIC", help="sort by a metric, best (highest) first")
+_p.add_argument("--asc", action="store_true", help="with --sort: lowest first")
+_p.add_argument("--limit", type=int, metavar="N", help="show at most N versions")
+
+
+@_reg
+def _versions(reg, a, ns):  # noqa: ANN001
+    from mlnb.registry.records import VersionList
+
+    versions = list(reg.versions(a.name))
+    if a.alias:
+        versions = [v for v in versions if a.alias in v.aliases]
+    if a.sort:
+        def key(v):  # noqa: ANN001, ANN202
+            value = v.metrics.get(a.sort)
+            finite = isinstance(value, float) and value == value and abs(value) != float("inf")
+            return (not finite, value if finite and a.asc else -(value if finite else 0))
+        versions.sort(key=key)
+    else:
+        versions.reverse()  # newest first, as people read a list of versions
+    if a.limit is not None:
+        versions = versions[: a.limit]
+    return VersionList(versions)
+
+
+_p, _reg = _command("show", "show one version: name, name:3 or name@alias", refs=("ref",))
+_p.add_argument("ref")
+_reg(lambda reg, a, ns: reg.get(a.ref))
+
+_p, _reg = _command("register", "register a variable (model, object) or a path as a new version",
+                    names=("name",))
+_p.add_argument("name")
+_p.add_argument("what", metavar="VAR_OR_PATH", help="a name in your namespace, or a file/folder path")
+_p.add_argument("--metric", action="append", default=[], type=_pair("metric", float), metavar="K=V")
+_p.add_argument("--param", action="append", default=[], type=_pair("param", _json_or_text), metavar="K=V")
+_p.add_argument("--tag", action="append", default=[], type=_pair("tag", str), metavar="K=V")
+_p.add_argument("--parent", metavar="REF")
+_p.add_argument("--description")
+
+
+@_reg
+def _register(reg, a, ns):  # noqa: ANN001
+    obj = ns.get(a.what, a.what)  # a variable of the notebook, else a path
+    return reg.register(a.name, obj, metrics=dict(a.metric), params=dict(a.param),
+                        tags=dict(a.tag), parent=a.parent, description=a.description)
+
+
+_p, _reg = _command("promote", "move an alias (default production) to a version", refs=("ref",))
+_p.add_argument("ref")
+_p.add_argument("alias", nargs="?", default="production")
+_p.add_argument("--reason")
+_reg(lambda reg, a, ns: reg.promote(a.ref, a.alias, reason=a.reason))
+
+_p, _reg = _command("rollback", "move an alias back to the version that held it before",
+                    names=("name",))
+_p.add_argument("name")
+_p.add_argument("--alias", default="production")
+_p.add_argument("--reason")
+_reg(lambda reg, a, ns: reg.rollback(a.name, a.alias, reason=a.reason))
+
+_p, _reg = _command("retire", "retire a version: it keeps its number but loses its aliases",
+                    refs=("ref",))
+_p.add_argument("ref")
+_p.add_argument("--reason")
+_reg(lambda reg, a, ns: reg.retire(a.ref, reason=a.reason))
+
+_p, _reg = _command("alias", "point a free alias (not production/staging) at a version",
+                    refs=("ref",))
+_p.add_argument("ref")
+_p.add_argument("alias")
+_p.add_argument("--reason")
+_reg(lambda reg, a, ns: reg.set_alias(a.ref, a.alias, reason=a.reason))
+
+_p, _reg = _command("lineage", "what a version came from and what came from it", refs=("ref",))
+_p.add_argument("ref")
+_reg(lambda reg, a, ns: reg.lineage(a.ref))
+
+_p, _reg = _command("audit", "the audit log, newest first", names=("name",))
+_p.add_argument("name", nargs="?")
+_p.add_argument("--limit", type=int, default=50)
+_reg(lambda reg, a, ns: reg.audit(a.name, limit=a.limit))
+
+_p, _reg = _command("load", "load a version: a torch module, a local path, or an object",
+                    refs=("ref",))
+_p.add_argument("ref")
+_p.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
+_p.add_argument("--trust", action="store_true", help="allow unpickling (only for artifacts you trust)")
+_reg(lambda reg, a, ns: reg.load(a.ref, device=a.device, trust=a.trust))
+
+_p, _reg = _command("sql", "read-only SQL over the registry views (cell: %%mlnb sql)")
+_p.add_argument("query", nargs="*", help="the query (or write it in the cell body)")
+_reg(lambda reg, a, ns: reg.sql(" ".join(a.query)))
+
+_p, _reg = _command("fsck", "check every stored file against its hash")
+_p.add_argument("--quick", action="store_true", help="presence and size only")
+_reg(lambda reg, a, ns: reg.fsck(deep=not a.quick))
+
+_p, _reg = _command("gc", "delete blobs no version references")
+_p.add_argument("--dry-run", action="store_true")
+_reg(lambda reg, a, ns: reg.gc(dry_run=a.dry_run))
+
+_p, _reg = _command("export", "write a version to a .tar.gz bundle", refs=("ref",))
+_p.add_argument("ref")
+_p.add_argument("file")
+_reg(lambda reg, a, ns: reg.export(a.ref, a.file))
+
+_p, _reg = _command("import", "register the version in a bundle")
+_p.add_argument("file")
+_p.add_argument("--name", help="register under this model name instead")
+_reg(lambda reg, a, ns: reg.import_bundle(a.file, name=a.name))
+
+del _p, _reg
+
+
+def usage() -> str:
+    """The ``%mlnb --help`` text: every command with its one-line description."""
+    width = max(map(len, COMMANDS))
+    lines = ["usage: %mlnb COMMAND [ARGS]   (%mlnb COMMAND --help for details)", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {cmd.parser.description}" for name, cmd in COMMANDS.items()]
+    lines += ["", "cell form: %%mlnb sql  (the cell is the query)"]
+    return "\n".join(lines)
