@@ -2,7 +2,9 @@
 
 They are frozen snapshots built from what the registry server sends; changing
 the registry means calling :class:`~mlnb.registry.client.Registry` again.
-Each has a short ``repr``; rich notebook display is added by :mod:`mlnb.display`.
+Each has a short ``repr`` (the ``text/plain`` a notebook shows) and a
+``_repr_html_`` that calls into :mod:`mlnb.display`, imported on first
+display so that ``import mlnb`` stays light.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
     "AuditEntry",
+    "Change",
+    "Diff",
     "FileEntry",
     "FsckReport",
     "GcReport",
@@ -137,6 +141,11 @@ class Version:
         bits.append(self.format)
         return f"<Version {' '.join(bits)}>"
 
+    def _repr_html_(self) -> str:
+        from mlnb.display.html import version_html
+
+        return version_html(self)
+
 
 class VersionList(list):
     """A list of :class:`Version` that also turns into a DataFrame."""
@@ -155,6 +164,20 @@ class VersionList(list):
             row.update(v.metrics)
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def _repr_html_(self) -> str:
+        from mlnb.display.html import versions_html
+
+        return versions_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        # IPython's text/plain for a list is the repr of every item (up to 1,000),
+        # saved into the notebook; a table of both ends reads better.  IPython
+        # ignores a _repr_mimebundle_'s text/plain for a list subclass (its list
+        # printer wins), so this is the hook that reaches it.
+        from mlnb.display.text import versions_text
+
+        p.text(versions_text(self))
 
 
 @dataclass(frozen=True)
@@ -183,6 +206,11 @@ class ModelInfo:
         aliases = " ".join(f"@{a}={v}" for a, v in self.aliases.items())
         return f"<Model {self.name} versions={self.versions} {aliases}>".replace(" >", ">")
 
+    def _repr_html_(self) -> str:
+        from mlnb.display.html import model_html
+
+        return model_html(self)
+
 
 @dataclass(frozen=True)
 class LineageEdge:
@@ -205,6 +233,11 @@ class Lineage:
         lines = [f"<Lineage of {self.root}"]
         lines += [f"  {e.source} --{e.kind}--> {e.target}" for e in self.edges]
         return "\n".join(lines) + ">"
+
+    def _repr_html_(self) -> str:
+        from mlnb.display.graph import lineage_html
+
+        return lineage_html(self)
 
 
 @dataclass(frozen=True)
@@ -235,6 +268,11 @@ class AuditEntry:
             move = f" @{self.alias} {self.from_version or '-'} -> {self.to_version or '-'}"
         return f"<Audit #{self.id} {self.at:%Y-%m-%d %H:%M:%S} {self.user} {self.action} {what}{move}>"
 
+    def _repr_html_(self) -> str:
+        from mlnb.display.html import audit_html
+
+        return audit_html([self])
+
 
 @dataclass(frozen=True)
 class FsckReport:
@@ -260,6 +298,11 @@ class FsckReport:
             f"{len(self.temp)} temporary uploads>"
         )
 
+    def _repr_html_(self) -> str:
+        from mlnb.display.html import fsck_html
+
+        return fsck_html(self)
+
 
 @dataclass(frozen=True)
 class GcReport:
@@ -276,3 +319,55 @@ class GcReport:
             f"<Gc {verb} {len(self.blobs)} blobs ({self.bytes} bytes) and "
             f"{len(self.temp)} temporary uploads>"
         )
+
+    def _repr_html_(self) -> str:
+        from mlnb.display.html import gc_html
+
+        return gc_html(self)
+
+
+class Change(NamedTuple):
+    """One key that differs between two versions: its value in ``a``, in ``b``, and the gap.
+
+    ``None`` on a side means that version lacks the key.  ``delta`` is ``b - a``
+    for a metric finite on both sides, the change in bytes for a file both
+    versions hold, and ``None`` otherwise.
+    """
+
+    a: Any
+    b: Any
+    delta: float | None = None
+
+
+@dataclass(frozen=True)
+class Diff:
+    """What differs from version ``a`` to version ``b``; anything equal is left out.
+
+    Built by :func:`mlnb.registry.diff.diff_versions`.  Each mapping is sorted by
+    key and holds a :class:`Change` per difference: ``fields`` for ``format``,
+    ``status``, ``aliases``, ``description`` and ``parent``; ``files`` by path,
+    with :class:`FileEntry` values.  ``len(diff)`` counts the differences, so an
+    empty diff is false.
+    """
+
+    a: str
+    b: str
+    fields: Mapping[str, Change]
+    metrics: Mapping[str, Change]
+    params: Mapping[str, Change]
+    tags: Mapping[str, Change]
+    files: Mapping[str, Change]
+
+    def __len__(self) -> int:
+        return (len(self.fields) + len(self.metrics) + len(self.params) + len(self.tags)
+                + len(self.files))
+
+    def __repr__(self) -> str:
+        from mlnb.display.text import diff_text
+
+        return diff_text(self)
+
+    def _repr_html_(self) -> str:
+        from mlnb.display.diff import diff_html
+
+        return diff_html(self)
