@@ -32,6 +32,7 @@ _LAZY = {
     "ModelInfo": "mlnb.registry.records",
     "Version": "mlnb.registry.records",
     "AuditEntry": "mlnb.registry.records",
+    "Diff": "mlnb.registry.records",
     "LineageEdge": "mlnb.registry.records",
 }
 
@@ -55,7 +56,7 @@ __all__ = sorted(
 
 if TYPE_CHECKING:
     from mlnb.registry.client import Registry
-    from mlnb.registry.records import AuditEntry, LineageEdge, ModelInfo, Version
+    from mlnb.registry.records import AuditEntry, Diff, LineageEdge, ModelInfo, Version
 
 
 def load_ipython_extension(ipython: Any) -> None:

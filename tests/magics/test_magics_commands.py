@@ -155,3 +155,27 @@ def test_every_mlnb_error_class_gets_the_one_line_treatment(ip, monkeypatch):
         monkeypatch.setitem(commands.COMMANDS, "fsck", commands.Command(old.parser, raiser))
         with pytest.raises(UsageError, match=f"^{cls.__name__}: boom$"):
             ip.run_line_magic("mlnb", "fsck")
+
+
+def test_diff_shows_only_what_changed_with_deltas(ip, weights):
+    ip.run_line_magic("mlnb", f"register m {weights('a')} --metric acc=0.80 --param lr=0.1 --tag t=x")
+    ip.run_line_magic("mlnb", f"register m {weights('b')} --metric acc=0.85 --param lr=0.1 --tag t=y")
+    d = ip.run_line_magic("mlnb", "diff m:1 m:2")
+    assert (d.a, d.b) == ("m:1", "m:2")
+    assert set(d.metrics) == {"acc"} and abs(d.metrics["acc"].delta - 0.05) < 1e-12
+    assert d.params == {} and set(d.tags) == {"t"} and set(d.files) == {"w.bin"}
+    html = d._repr_html_()
+    assert "acc" in html and "+0.05" in html and "lr" not in html
+
+
+def test_results_render_as_html_in_the_notebook(ip, weights):
+    ip.run_line_magic("mlnb", f"register churn {weights('a')} --metric acc=0.9 "
+                      "--description '<img src=x onerror=alert(1)>'")
+    ip.run_line_magic("mlnb", "promote churn:1")
+    fmt = ip.display_formatter.format
+    for line, expect in [("models", "churn"), ("versions churn", "@production"),
+                         ("show churn:1", "&lt;img src=x onerror=alert(1)&gt;"),
+                         ("audit churn", "promote"), ("lineage churn:1", "churn:1")]:
+        data, _ = fmt(ip.run_line_magic("mlnb", line))
+        assert "text/plain" in data and expect in data["text/html"], line
+        assert "<img" not in data["text/html"]

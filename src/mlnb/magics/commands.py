@@ -167,6 +167,12 @@ _p.add_argument("name", nargs="?")
 _p.add_argument("--limit", type=int, default=50)
 _reg(lambda reg, a, ns: reg.audit(a.name, limit=a.limit))
 
+_p, _reg = _command("diff", "what differs between two versions, with metric deltas",
+                    refs=("a", "b"))
+_p.add_argument("a", metavar="REF")
+_p.add_argument("b", metavar="REF")
+_reg(lambda reg, a, ns: reg.diff(a.a, a.b))
+
 _p, _reg = _command("load", "load a version: a torch module, a local path, or an object",
                     refs=("ref",))
 _p.add_argument("ref")

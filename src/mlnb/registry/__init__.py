@@ -5,24 +5,32 @@ from __future__ import annotations
 from mlnb.registry.client import Registry
 from mlnb.registry.records import (
     AuditEntry,
+    AuditLog,
+    Change,
+    Diff,
     FileEntry,
     FsckReport,
     GcReport,
     Lineage,
     LineageEdge,
     ModelInfo,
+    ModelList,
     Version,
     VersionList,
 )
 
 __all__ = [
     "AuditEntry",
+    "AuditLog",
+    "Change",
+    "Diff",
     "FileEntry",
     "FsckReport",
     "GcReport",
     "Lineage",
     "LineageEdge",
     "ModelInfo",
+    "ModelList",
     "Registry",
     "Version",
     "VersionList",

@@ -26,9 +26,12 @@ from mlnb.errors import Conflict, InvalidArgument
 from mlnb.refs import check_alias, check_name, parse_ref
 from mlnb.registry.records import (
     AuditEntry,
+    AuditLog,
+    Diff,
     Lineage,
     LineageEdge,
     ModelInfo,
+    ModelList,
     Version,
     VersionList,
     paused_gc,
@@ -205,9 +208,9 @@ class Registry:
         """The version *ref* names: ``name`` (latest active), ``name:3`` or ``name@alias``."""
         return Version.from_wire(self._call("get", ref=str(parse_ref(ref))))
 
-    def models(self) -> list[ModelInfo]:
+    def models(self) -> ModelList:
         """Every model, by name."""
-        return [ModelInfo.from_wire(m) for m in self._call("models")]
+        return ModelList(ModelInfo.from_wire(m) for m in self._call("models"))
 
     def versions(self, name: str) -> VersionList:
         """A model's versions, oldest first (summaries: no files or metadata).
@@ -242,11 +245,19 @@ class Registry:
         data = self._call("lineage", ref=str(parse_ref(ref)))
         return Lineage(data["root"], tuple(LineageEdge(**e) for e in data["edges"]))
 
-    def audit(self, name: str | None = None, limit: int = 200) -> list[AuditEntry]:
+    def audit(self, name: str | None = None, limit: int = 200) -> AuditLog:
         """The audit log, newest first, for one model or all."""
         if name is not None:
             check_name(name)
-        return [AuditEntry.from_wire(a) for a in self._call("audit", name=name, limit=int(limit))]
+        return AuditLog(
+            AuditEntry.from_wire(a) for a in self._call("audit", name=name, limit=int(limit))
+        )
+
+    def diff(self, a: str, b: str) -> Diff:
+        """What differs between two versions: metrics (with deltas), params, tags, files, ..."""
+        from mlnb.registry.diff import diff_versions
+
+        return diff_versions(self.get(a), self.get(b))
 
     def sql(self, query: str, limit: int = 100_000) -> pd.DataFrame:
         """Run one read-only SELECT over the registry's views and return a DataFrame.

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuditEntry",
+    "AuditLog",
     "Change",
     "Diff",
     "FileEntry",
@@ -30,6 +31,7 @@ __all__ = [
     "Lineage",
     "LineageEdge",
     "ModelInfo",
+    "ModelList",
     "Version",
     "VersionList",
 ]
@@ -210,6 +212,24 @@ class ModelInfo:
         from mlnb.display.html import model_html
 
         return model_html(self)
+
+
+class ModelList(list):
+    """A list of :class:`ModelInfo` that renders as one table."""
+
+    def _repr_html_(self) -> str:
+        from mlnb.display.html import models_html
+
+        return models_html(self)
+
+
+class AuditLog(list):
+    """A list of :class:`AuditEntry`, newest first, that renders as one table."""
+
+    def _repr_html_(self) -> str:
+        from mlnb.display.html import audit_html
+
+        return audit_html(self)
 
 
 @dataclass(frozen=True)
