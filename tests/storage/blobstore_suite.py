@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from mlnb.errors import IntegrityError, InvalidArgument, NotFound
-from mlnb.storage import Blob, BlobStore
+from mlnb.storage import Blob, BlobStore, blobs
 from mlnb.storage._hashcopy import CHUNK
+from mlnb.storage.blobs import SMALL_FILE
 
 LABEL = "mnist-mlp:3 file weights.safetensors"
 
@@ -50,6 +51,26 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(os.listdir(folder))
 
 
+def count_temp_files(store: BlobStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the temporary uploads the store opens from now on."""
+    opened: list[str] = []
+    real = store._open_temp
+
+    def spy(temp: str):  # type: ignore[no-untyped-def]
+        opened.append(temp)
+        return real(temp)
+
+    monkeypatch.setattr(store, "_open_temp", spy)
+    return opened
+
+
+# Sizes that take each path of put_file: in memory (under SMALL_FILE), and
+# copied while hashed (kernel copy on local disks, user space elsewhere) in
+# one step or in several, on a worker thread.
+SIZES = [0, 1, 100_000, SMALL_FILE - 1, SMALL_FILE, SMALL_FILE + 2 * CHUNK + 123]
+SIZE_IDS = ["empty", "1B", "100kB", "small-max", "large-min", "large"]
+
+
 class BlobStoreSuite:
     """Conformance tests; subclasses provide the ``store`` fixture."""
 
@@ -63,8 +84,7 @@ class BlobStoreSuite:
 
     # -- round trips ---------------------------------------------------------
 
-    @pytest.mark.parametrize("size", [0, 1, 100_000, 2 * CHUNK + 123],
-                             ids=["empty", "1B", "100kB", "2chunks"])
+    @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
     def test_round_trip_file(self, store: BlobStore, tmp_path: Path, size: int) -> None:
         data = os.urandom(size)
         src = tmp_path / "model.bin"
@@ -126,9 +146,74 @@ class BlobStoreSuite:
 
         blob = store.put_bytes(payload, hold=hold)
 
-        # Called once, with the hash, while the bytes were uploaded but not published.
-        assert seen == [(sha(payload), False, 1)]
+        # Called once, with the hash, before anything is written: small bytes
+        # are hashed in memory and go to tmp/ only if the blob is not there.
+        assert seen == [(sha(payload), False, 0)]
         assert store.exists(blob.sha256)
+
+    def test_hold_of_a_large_file_comes_after_the_upload(self, store: BlobStore,
+                                                         tmp_path: Path) -> None:
+        data = os.urandom(SMALL_FILE + CHUNK)
+        src = tmp_path / "big.bin"
+        src.write_bytes(data)
+        seen = []
+
+        def hold(sha256: str) -> None:
+            seen.append((sha256, store.exists(sha256), len(list(store.iter_temp()))))
+
+        blob = store.put_file(src, hold=hold)
+
+        # Hashed while uploaded, so held once the bytes sit in tmp/, unpublished.
+        assert seen == [(sha(data), False, 1)]
+        assert store.read_bytes(blob.sha256) == data
+        assert list(store.iter_temp()) == []
+
+    @pytest.mark.parametrize("size", [1024, SMALL_FILE + CHUNK], ids=["1KiB", "large"])
+    def test_storing_a_stored_blob_again(self, store: BlobStore, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+        data = os.urandom(size)
+        src = tmp_path / "model.bin"
+        src.write_bytes(data)
+        first = store.put_file(src)
+        opened = count_temp_files(store, monkeypatch)
+        held: list[str] = []
+
+        assert store.put_file(src, hold=held.append) == first
+        assert store.put_bytes(data, hold=held.append) == first
+
+        assert held == [first.sha256] * 2
+        # Small ones are compared in memory, without writing a byte; a large
+        # file was uploaded while it was hashed, then dropped.
+        assert len(opened) == (0 if size < SMALL_FILE else 1)
+        assert list(store.iter_temp()) == []
+        assert [b.sha256 for b in store.iter_blobs()] == [first.sha256]
+
+    @pytest.mark.parametrize("size", [1024, SMALL_FILE + CHUNK], ids=["1KiB", "large"])
+    def test_file_changed_while_stored_is_refused(self, store: BlobStore, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  size: int) -> None:
+        src = tmp_path / "checkpoint.pt"
+        src.write_bytes(os.urandom(size))
+
+        def then_append(read):  # type: ignore[no-untyped-def]
+            def wrapper(*args):  # type: ignore[no-untyped-def]
+                result = read(*args)
+                with open(src, "ab") as f:  # a training loop still writing
+                    f.write(b"more")
+                return result
+            return wrapper
+
+        for name in ("_read_small", "copy_file_hashing", "copy_hashing"):
+            monkeypatch.setattr(blobs, name, then_append(getattr(blobs, name)))
+        held: list[str] = []
+
+        with pytest.raises(InvalidArgument, match="changed while it was being stored") as info:
+            store.put_file(src, hold=held.append)
+
+        assert "checkpoint.pt" in str(info.value)
+        assert held == []
+        assert list(store.iter_blobs()) == []
+        assert list(store.iter_temp()) == []
 
     def test_hold_is_called_for_a_duplicate_too(self, store: BlobStore, payload: bytes) -> None:
         store.put_bytes(payload)

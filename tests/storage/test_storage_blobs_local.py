@@ -22,6 +22,7 @@ from storage.storage_workers import put_same_content
 
 from mlnb.storage import Blob, BlobStore
 from mlnb.storage._hashcopy import CHUNK
+from mlnb.storage.blobs import SMALL_FILE
 
 
 class TestLocalBlobStore(BlobStoreSuite):
@@ -57,8 +58,11 @@ def test_local_urls_are_normalised(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert (tmp_path / "relative/dir/objects" / blob.sha256[:2] / blob.sha256).exists()
 
 
-def test_concurrent_puts_from_processes_leave_one_valid_object(tmp_path: Path) -> None:
-    data = os.urandom(CHUNK + 4321)  # more than one buffer: the threaded copy
+@pytest.mark.parametrize("size", [CHUNK + 4321, SMALL_FILE + CHUNK + 4321],
+                         ids=["in-memory", "kernel-copy"])
+def test_concurrent_puts_from_processes_leave_one_valid_object(tmp_path: Path,
+                                                               size: int) -> None:
+    data = os.urandom(size)
     src = tmp_path / "model.bin"
     src.write_bytes(data)
     root = str(tmp_path / "blobs")
@@ -143,3 +147,19 @@ def test_blob_is_frozen() -> None:
     blob = Blob("0" * 64, 1)
     with pytest.raises(AttributeError):
         blob.size = 2  # type: ignore[misc]
+
+
+def test_without_kernel_copies_the_user_space_path_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "preadv")  # as on Windows
+    store = BlobStore(tmp_path / "blobs")
+    data = os.urandom(SMALL_FILE + CHUNK + 1)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+
+    blob = store.put_file(src)
+
+    assert blob.sha256 == hashlib.sha256(data).hexdigest()
+    assert store.get_file(blob.sha256, tmp_path / "out.bin").read_bytes() == data
+    assert store.verify(blob.sha256, size=len(data)) is None

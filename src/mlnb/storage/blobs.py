@@ -5,12 +5,24 @@ Layout under the root URL::
     objects/<sha256[:2]>/<sha256>   published blobs, named by the hash of their bytes
     tmp/<uuid>                      uploads in progress, or left over by a crash
 
-Writing (:meth:`BlobStore.put_file`) reads the source once: each buffer is
-hashed (in a worker thread, see :mod:`mlnb.storage._hashcopy`) while it is
-written to ``tmp/<uuid>``.  Then ``hold(sha256)`` lets the registry protect the
-blob from garbage collection, and only then is the final name looked at: if a
-blob of the same size is already published the temporary copy is dropped
-(identical files are stored once), otherwise it is published atomically:
+Writing (:meth:`BlobStore.put_file`) takes one of three paths:
+
+* a small file (under :data:`SMALL_FILE`), and every :meth:`~BlobStore.put_bytes`:
+  the bytes are read into memory once and hashed, ``hold(sha256)`` is called,
+  and if a blob of that size is already published nothing is written at all
+  (identical files are stored once); otherwise they go to ``tmp/<uuid>`` and
+  are published as below;
+* a larger file on a local store: the kernel copies it to ``tmp/<uuid>``
+  (``sendfile``) while a second thread hashes the temporary file behind the
+  copy (:func:`~mlnb.storage._hashcopy.copy_file_hashing`), so the hash
+  always describes the bytes that were stored;
+* anything else (object stores, pipes): one pass in user space, each buffer
+  hashed on a worker thread while it is written to ``tmp/<uuid>``.
+
+Then ``hold(sha256)`` lets the registry protect the blob from garbage
+collection, and only then is the final name looked at: if a blob of the same
+size is already published the temporary copy is dropped, otherwise it is
+published atomically:
 
 * local disk: ``os.replace`` of the temporary file, which sits on the same file
   system, after it was made read-only;
@@ -23,10 +35,23 @@ blob of the same size is already published the temporary copy is dropped
   that differ from the hash if the file changed in between; the copy costs
   time on the server instead, never a second pass over the local bytes.
 
-Every read hashes the bytes as they arrive and hands them over only if they
-match: :meth:`BlobStore.get_file` writes a temporary file beside ``dest`` and
-renames it into place only after the check.  Blobs are not fsync'ed: after a
-power loss a published blob may be truncated, which verified reads report as
+A source file whose size, mtime or ctime differs after it was read is refused
+with :class:`~mlnb.errors.InvalidArgument` (a checkpoint still being written);
+a change within one timestamp tick can go unseen, but the stored bytes always
+match their hash.
+
+Every read checks the bytes against their hash before handing them over:
+:meth:`BlobStore.get_file` writes a temporary file beside ``dest`` (on a local
+store by kernel copy, hashing the copy behind it) and renames it into place only
+after the check.  On a local store each process remembers the blobs it has
+verified, with their inode, size, mtime and ctime
+(:mod:`mlnb.storage._verified`); a later read of an unchanged file skips the
+hash, while any write, truncation, chmod or replacement changes the ctime and
+brings the hash back.  So a blob is verified on its first read in each process
+and whenever its metadata changes, as git's index does; media corruption that
+leaves the metadata alone is found by ``mlnb fsck``, whose
+:meth:`BlobStore.verify` always hashes.  Blobs are not fsync'ed: after a power
+loss a published blob may be truncated, which verified reads report as
 :class:`~mlnb.errors.IntegrityError` and ``mlnb fsck`` repairs.
 """
 
@@ -47,10 +72,15 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from mlnb.errors import IntegrityError, InvalidArgument, MissingDependency, NotFound
+from mlnb.storage import _verified
 from mlnb.storage._fsutil import abandon, mtime_of
-from mlnb.storage._hashcopy import copy_hashing, hash_stream, write_all
+from mlnb.storage._hashcopy import copy_file_hashing, copy_hashing, hash_stream, write_all
 
 __all__ = ["Blob", "BlobInfo", "BlobStore", "TempInfo"]
+
+#: Files below this size are read into memory once, and not copied at all when
+#: their blob exists; larger ones are copied while they are hashed.
+SMALL_FILE = 8 * 2**20
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TEMP_NAME = re.compile(r"[0-9a-f]{32}")
@@ -136,6 +166,8 @@ class BlobStore:
         self.root: str = root.rstrip("/") or "/"
         self.url: str = fs.unstrip_protocol(self.root)
         self._local = isinstance(fs, LocalFileSystem)
+        # Kernel copies are read back with preadv, which Windows lacks.
+        self._copy_files = self._local and hasattr(os, "preadv")
         self._block_size = block_size
 
     def __repr__(self) -> str:
@@ -163,25 +195,56 @@ class BlobStore:
         path
             The local file to store.
         hold
-            Called with the SHA-256 once the bytes are uploaded and before the
-            blob is published, so the caller can protect it from garbage
-            collection.  If it raises, nothing is published.
+            Called with the SHA-256 once the bytes are hashed and before the
+            final name is looked at or created, so the caller can protect the
+            blob from garbage collection.  If it raises, nothing is published.
+
+        Raises
+        ------
+        InvalidArgument
+            The file changed while it was being stored.
         """
         with open(path, "rb", buffering=0) as src:
-            return self._put(lambda dst: copy_hashing(src, dst), hold)
+            before = os.fstat(src.fileno())
+            regular = stat.S_ISREG(before.st_mode)
+            if regular and before.st_size < SMALL_FILE:
+                data = _read_small(src)
+                _check_unchanged(path, src.fileno(), before)
+                return self._put_in_memory(memoryview(data), hold)
+
+            def write(dst: Any) -> tuple[str, int]:
+                if regular and self._copy_files:
+                    digest, size = copy_file_hashing(src.fileno(), dst.fileno())
+                else:
+                    digest, size = copy_hashing(src, dst)
+                if regular:
+                    _check_unchanged(path, src.fileno(), before)
+                return digest, size
+
+            return self._put(write, hold)
 
     def put_bytes(self, data: bytes, *, hold: Callable[[str], object] | None = None) -> Blob:
         """Store ``data``; return its :class:`Blob` (``hold`` as in :meth:`put_file`)."""
-        view = memoryview(data).cast("B")
+        return self._put_in_memory(memoryview(data).cast("B"), hold)
+
+    def _put_in_memory(self, data: memoryview, hold: Callable[[str], object] | None) -> Blob:
+        """Store bytes already in memory; write nothing if their blob is published."""
+        sha256, size = hashlib.sha256(data).hexdigest(), len(data)
+        if hold is not None:
+            hold(sha256)
+        # Held first, so gc cannot delete the blob that is found here.
+        if self._published_size(sha256) == size:
+            return Blob(sha256, size)
 
         def write(dst: Any) -> tuple[str, int]:
-            write_all(dst, view)
-            return hashlib.sha256(view).hexdigest(), len(view)
+            write_all(dst, data)
+            return sha256, size
 
-        return self._put(write, hold)
+        return self._put(write, None)
 
     def _put(self, write: Callable[[Any], tuple[str, int]],
              hold: Callable[[str], object] | None) -> Blob:
+        """Write a temporary file with ``write``, hold its hash, publish it."""
         temp = self._join("tmp", uuid.uuid4().hex)
         pending = True
         try:
@@ -200,8 +263,9 @@ class BlobStore:
     def _open_temp(self, temp: str) -> Iterator[Any]:
         if self._local:
             os.makedirs(os.path.dirname(temp), exist_ok=True)
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            with open(fd, "wb", buffering=0) as dst:
+            # Readable too: copy_file_hashing hashes what landed in it.
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            with open(fd, "r+b", buffering=0) as dst:
                 yield dst
             return
         kwargs = {"block_size": self._block_size} if self._block_size else {}
@@ -219,30 +283,30 @@ class BlobStore:
                 "storage URL"
             ) from err
 
+    def _published_size(self, sha256: str) -> int | None:
+        """Size of the published blob ``sha256``, or ``None`` if there is none."""
+        final = self._object_path(sha256)
+        try:
+            if self._local:
+                return os.stat(final).st_size
+            self.fs.invalidate_cache(final)
+            return int(self.fs.info(final)["size"])
+        except FileNotFoundError:
+            return None
+
     def _publish(self, temp: str, sha256: str, size: int) -> None:
         final = self._object_path(sha256)
+        existing = self._published_size(sha256)
+        if existing == size:
+            self._remove_quietly(temp)
+            return
+        # A different size means a damaged copy: the new bytes replace it.
         if self._local:
-            try:
-                existing = os.stat(final).st_size
-            except FileNotFoundError:
-                existing = None
-            if existing == size:
-                os.unlink(temp)
-                return
             os.makedirs(os.path.dirname(final), exist_ok=True)
             # Strip the write bits the umask left, keep its read bits.
             os.chmod(temp, stat.S_IMODE(os.stat(temp).st_mode) & 0o444)
             os.replace(temp, final)
-            return
-        self.fs.invalidate_cache(final)
-        try:
-            existing = self.fs.info(final)["size"]
-        except FileNotFoundError:
-            existing = None
-        if existing == size:
-            self.fs.rm_file(temp)
         else:
-            # A different size means a damaged copy: the new bytes replace it.
             self.fs.mv(temp, final)
 
     def _remove_quietly(self, path: str) -> None:
@@ -327,9 +391,13 @@ class BlobStore:
             dest.parent.mkdir(parents=True, exist_ok=True)
             temp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
             try:
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                with open(fd, "wb", buffering=0) as dst:
-                    actual, actual_size = copy_hashing(src, dst)
+                fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+                with open(fd, "r+b", buffering=0) as dst:
+                    if self._copy_files:
+                        actual, actual_size = _verified.copy_blob(
+                            self._object_path(sha256), src.fileno(), dst.fileno(), sha256)
+                    else:
+                        actual, actual_size = copy_hashing(src, dst)
                 self._check(sha256, actual, size, actual_size, label)
                 os.replace(temp, dest)
             finally:
@@ -340,19 +408,29 @@ class BlobStore:
     def read_bytes(self, sha256: str, *, size: int | None = None, label: str = "") -> bytes:
         """Return a blob's bytes after checking its hash (and ``size``); raises as get_file."""
         with self._open_blob(sha256, label) as src:
-            data = src.read()
-        self._check(sha256, hashlib.sha256(data).hexdigest(), size, len(data), label)
+            if self._local:
+                actual, data = _verified.read_blob(self._object_path(sha256), src, sha256)
+            else:
+                data = src.read()
+                actual = hashlib.sha256(data).hexdigest()
+        self._check(sha256, actual, size, len(data), label)
         return data
 
     def verify(self, sha256: str, *, size: int | None = None) -> str | None:
         """Check one stored blob; return ``None`` if it is sound, else a short problem.
 
-        The problem is ``"missing"``, ``"size <actual> != <expected>"`` (only
-        when ``size`` is given) or ``"hash mismatch"``.
+        Always reads and hashes the whole blob, even one that this process has
+        verified before: this is how ``mlnb fsck`` finds damage that left the
+        file's metadata alone.  The problem is ``"missing"``, ``"size <actual>
+        != <expected>"`` (only when ``size`` is given) or ``"hash mismatch"``.
         """
         try:
             with self._open_blob(sha256, "") as src:
-                actual, actual_size = hash_stream(src)
+                if self._local:
+                    actual, actual_size = _verified.hash_blob(
+                        self._object_path(sha256), src, sha256)
+                else:
+                    actual, actual_size = hash_stream(src)
         except NotFound:
             return "missing"
         if size is not None and actual_size != size:
@@ -404,6 +482,7 @@ class BlobStore:
         if self._local:
             count = 0
             for sha256 in wanted:
+                _verified.forget(self._object_path(sha256))
                 with suppress(FileNotFoundError):
                     os.unlink(self._object_path(sha256))
                     count += 1
@@ -451,3 +530,19 @@ class BlobStore:
         if existing:
             self.fs.rm(existing)
         return len(existing)
+
+
+def _read_small(src: Any) -> bytes:
+    """Read a small file to its end (a function of its own so tests can change the file)."""
+    return src.readall()
+
+
+def _check_unchanged(path: str | os.PathLike[str], fd: int, before: os.stat_result) -> None:
+    """Raise :class:`InvalidArgument` if the file ``fd`` changed since ``before``."""
+    after = os.fstat(fd)
+    if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
+            before.st_size, before.st_mtime_ns, before.st_ctime_ns):
+        raise InvalidArgument(
+            f"file changed while it was being stored: {os.fspath(path)!r}; store it again "
+            "once nothing is writing to it"
+        )
