@@ -23,7 +23,12 @@ $(VENV)/.lab-installed: pyproject.toml | $(PY)
 	$(PIP) install -e ".[lab]"
 	touch $@
 
-install-dev: $(VENV)/.dev-installed
+# jsdom lets tests/widgets run the panel's JavaScript in a DOM (node is required).
+NODE_DIR = .cache/node
+$(NODE_DIR)/node_modules/jsdom/package.json:
+	npm install --prefix $(NODE_DIR) --no-audit --no-fund --silent jsdom@26
+
+install-dev: $(VENV)/.dev-installed $(NODE_DIR)/node_modules/jsdom/package.json
 install-lab: $(VENV)/.lab-installed
 
 lab: install-lab
@@ -31,7 +36,7 @@ lab: install-lab
 
 test: install-dev
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest
+	NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules $(PY) -m pytest
 	$(PY) -m pytest --nbval-lax -p no:randomly notebooks/
 
 bench: install-dev
@@ -40,4 +45,4 @@ bench: install-dev
 	$(PY) benchmarks/storage_throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build dist src/*.egg-info
+	rm -rf $(VENV) $(NODE_DIR) .pytest_cache build dist src/*.egg-info

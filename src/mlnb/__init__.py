@@ -73,7 +73,13 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload(ipython)
 
 
+# subpackages reachable as attributes (``mlnb.widgets.RegistryPanel``), imported on use
+_SUBMODULES = frozenset({"widgets"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"mlnb.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'mlnb' has no attribute {name!r}")

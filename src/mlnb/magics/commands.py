@@ -92,17 +92,13 @@ _p.add_argument("--limit", type=int, metavar="N", help="show at most N versions"
 
 @_reg
 def _versions(reg, a, ns):  # noqa: ANN001
-    from mlnb.registry.records import VersionList
+    from mlnb.registry.records import VersionList, sort_versions
 
     versions = list(reg.versions(a.name))
     if a.alias:
         versions = [v for v in versions if a.alias in v.aliases]
     if a.sort:
-        def key(v):  # noqa: ANN001, ANN202
-            value = v.metrics.get(a.sort)
-            finite = isinstance(value, float) and value == value and abs(value) != float("inf")
-            return (not finite, value if finite and a.asc else -(value if finite else 0))
-        versions.sort(key=key)
+        versions = sort_versions(versions, a.sort, desc=not a.asc)
     else:
         versions.reverse()  # newest first, as people read a list of versions
     if a.limit is not None:
@@ -201,6 +197,20 @@ _p, _reg = _command("import", "register the version in a bundle")
 _p.add_argument("file")
 _p.add_argument("--name", help="register under this model name instead")
 _reg(lambda reg, a, ns: reg.import_bundle(a.file, name=a.name))
+
+_p, _reg = _command("panel", "an interactive registry browser: versions, details, diffs, promote",
+                    names=("name",))
+_p.add_argument("name", nargs="?", help="a model to select at once")
+_p.add_argument("--auto-refresh", type=float, default=0.0, metavar="SECONDS",
+                help="ask for changes (from other kernels too) every SECONDS; 0: never")
+
+
+@_reg
+def _panel(reg, a, ns):  # noqa: ANN001
+    from mlnb.widgets import RegistryPanel
+
+    return RegistryPanel(reg, a.name, auto_refresh=a.auto_refresh)
+
 
 del _p, _reg
 

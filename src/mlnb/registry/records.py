@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
@@ -34,6 +35,7 @@ __all__ = [
     "ModelList",
     "Version",
     "VersionList",
+    "sort_versions",
 ]
 
 
@@ -147,6 +149,34 @@ class Version:
         from mlnb.display.html import version_html
 
         return version_html(self)
+
+
+def _sort_value(key: str) -> Callable[[Version], float | None]:
+    if key == "version":
+        return lambda v: float(v.version)
+    if key == "created_at":
+        return lambda v: v.created_at.timestamp()
+    return lambda v: v.metrics.get(key)
+
+
+def sort_versions(versions: Sequence[Version], key: str, desc: bool) -> list[Version]:
+    """*versions* ordered by ``version``, ``created_at`` or a metric.
+
+    Versions without a finite value (missing, NaN, ±inf) come last whichever
+    the direction, in version order, as ``%mlnb versions --sort`` orders them.
+    """
+    value = _sort_value(key)
+    finite: list[tuple[float, int, Version]] = []
+    rest: list[Version] = []
+    for v in versions:
+        x = value(v)
+        if x is not None and math.isfinite(x):
+            finite.append((x, v.version, v))
+        else:
+            rest.append(v)
+    # Ties keep version order (ascending) in both directions.
+    finite.sort(key=lambda t: ((-t[0] if desc else t[0]), t[1]))
+    return [t[2] for t in finite] + sorted(rest, key=lambda v: v.version)
 
 
 class VersionList(list):

@@ -1,0 +1,104 @@
+"""Fixtures for the panel tests: a seeded registry, a frontend stand-in, an IPython shell."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def seed(reg, tmp_path) -> None:
+    """Models ``churn`` (4 versions: acc with a NaN, loss, lineage) and ``fraud-detector``."""
+    f = tmp_path / "weights.bin"
+    rows = [(0.80, 0.50), (0.95, 0.20), (float("nan"), 9.0), (0.90, 0.30)]
+    for i, (acc, loss) in enumerate(rows, 1):
+        f.write_text(f"weights {i}")
+        reg.register("churn", f, metrics={"acc": acc, "loss": loss},
+                     params={"lr": 0.1 * i}, tags={"team": "growth"},
+                     description=HOSTILE if i == 2 else f"try {i}",
+                     parent="churn:1" if i == 2 else None)
+    f.write_text("fraud")
+    reg.register("fraud-detector", f, metrics={"auc": 0.7})
+
+
+@pytest.fixture
+def seeded(memreg, tmp_path):
+    """An in-process registry holding the seeded models."""
+    seed(memreg, tmp_path)
+    return memreg
+
+
+@dataclass
+class Frontend:
+    """Plays the browser's side of one panel: sends what panel.js sends, records replies."""
+
+    panel: Any
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Record what the kernel would send over the comm, as JSON (NaN refused).
+        def record(data=None, metadata=None, buffers=None):  # noqa: ANN001, ARG001
+            self.sent.append(json.loads(json.dumps(data, allow_nan=False)))
+
+        self.panel.comm.send = record
+
+    def msg(self, **content: Any) -> None:
+        """A custom message, as ``model.send(content)`` delivers it."""
+        self.panel._handle_msg({"content": {"data": {"method": "custom", "content": content}},
+                                "buffers": []})
+
+    def set(self, **state: Any) -> None:
+        """A trait change, as ``model.set(...); model.save_changes()`` delivers it."""
+        self.panel._handle_msg({"content": {"data": {"method": "update", "state": state,
+                                                     "buffer_paths": []}}, "buffers": []})
+
+    def updates(self) -> list[dict[str, Any]]:
+        return [m["state"] for m in self.sent if m.get("method") == "update"]
+
+    def replies(self) -> list[dict[str, Any]]:
+        return [m["content"] for m in self.sent if m.get("method") == "custom"]
+
+
+@pytest.fixture
+def panel(seeded):
+    """A panel on the seeded registry."""
+    from mlnb.widgets import RegistryPanel
+
+    p = RegistryPanel(seeded)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def frontend():
+    """Attach a :class:`Frontend` to any panel."""
+    return Frontend
+
+
+@pytest.fixture
+def ui(panel):
+    """The panel with a frontend stand-in attached."""
+    return Frontend(panel)
+
+
+@pytest.fixture
+def ip(home, tmp_path, monkeypatch):
+    """An InteractiveShell with ``%load_ext mlnb`` done, on a fresh MLNB_HOME."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("MLNB_HOME", str(home))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    # History off: the shell must not write a sqlite file between tests.
+    shell = InteractiveShell.instance(history_length=0)
+    shell.history_manager.enabled = False
+    shell.run_line_magic("load_ext", "mlnb")
+    yield shell
+    shell.run_line_magic("unload_ext", "mlnb")
+    magics = shell.magics_manager.registry.get("MlnbMagics")
+    if magics is not None and magics._registry is not None:
+        magics._registry.close()
+    InteractiveShell.clear_instance()
