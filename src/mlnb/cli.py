@@ -187,9 +187,12 @@ def cmd_server(settings, args):  # noqa: ANN001
 
 
 def _pair(text: str, cast: Callable[[str], Any]) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    from mlnb.refs import split_pair
+
+    try:
+        key, value = split_pair(text)
+    except MlnbError as err:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}") from err
     try:
         return key, cast(value)
     except ValueError as err:

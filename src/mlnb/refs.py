@@ -13,9 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from mlnb.errors import InvalidName
+from mlnb.errors import InvalidArgument, InvalidName
 
-__all__ = ["NAME_RULE", "Ref", "check_alias", "check_name", "parse_ref", "suggest"]
+__all__ = [
+    "NAME_RULE", "Ref", "check_alias", "check_name", "parse_ref", "split_pair", "suggest",
+]
 
 NAME_RULE = (
     "1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -90,3 +92,17 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     """Return ``"; did you mean 'x'?"`` for the closest of *choices*, or ``""``."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def split_pair(text: str, kind: str = "value") -> tuple[str, str]:
+    """Split ``KEY=VALUE`` (as in ``--metric acc=0.9``) into its two halves.
+
+    Raises
+    ------
+    InvalidArgument
+        There is no ``=`` or no key.
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise InvalidArgument(f"{kind} must be KEY=VALUE, not {text!r}")
+    return key, value

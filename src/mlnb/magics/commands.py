@@ -36,9 +36,13 @@ class _Parser(argparse.ArgumentParser):
 
 def _pair(kind: str, cast: Callable[[str], Any]) -> Callable[[str], tuple[str, Any]]:
     def parse(text: str) -> tuple[str, Any]:
-        key, sep, value = text.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"{kind} must be KEY=VALUE, not {text!r}")
+        from mlnb.errors import InvalidArgument
+        from mlnb.refs import split_pair
+
+        try:
+            key, value = split_pair(text, kind)
+        except InvalidArgument as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
         try:
             return key, cast(value)
         except ValueError as err:
