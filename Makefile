@@ -7,7 +7,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip --disable-pip-version-check -q
 LAB_ARGS ?=
 
-.PHONY: lab test install-lab install-dev bench clean
+.PHONY: lab test install-lab install-dev install-chromium bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +29,18 @@ $(NODE_DIR)/node_modules/jsdom/package.json:
 	npm install --prefix $(NODE_DIR) --no-audit --no-fund --silent jsdom@26
 
 install-dev: $(VENV)/.dev-installed $(NODE_DIR)/node_modules/jsdom/package.json
+
+# tests/ui drives JupyterLab in Debian's chromium through Python playwright (no
+# `playwright install`). Idempotent: apt-get runs only when chromium is missing.
+install-chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
 install-lab: $(VENV)/.lab-installed
 
 lab: install-lab
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
-test: install-dev
+test: install-dev install-chromium
 	$(VENV)/bin/ruff check src tests benchmarks
 	NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules $(PY) -m pytest
 	$(PY) -m pytest --nbval-lax -p no:randomly notebooks/
