@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -32,13 +31,7 @@ def home(tmp_path: Path):
     path = tmp_path / "home"
     path.mkdir()
     yield path
-    db = str(path / "registry.duckdb")
-    try:
-        server.stop(db, timeout=15)
-    except TimeoutError:
-        pid = server.server_pid(db)
-        if pid:
-            os.kill(pid, signal.SIGKILL)
+    server.stop(str(path / "registry.duckdb"), timeout=15, force=True)
 
 
 @pytest.fixture

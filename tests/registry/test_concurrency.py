@@ -201,3 +201,14 @@ def test_server_exits_when_idle_and_the_next_call_starts_another(home, monkeypat
     assert server.server_pid(db) is None, "an idle server must release the registry file"
     assert not server.paths_for(db)["socket"].exists()
     assert reg.get("m").version == 1
+
+
+def test_stop_with_force_kills_a_server_that_does_not_exit(home):
+    reg = _seed(home, 1)
+    db = str(home / "registry.duckdb")
+    with pytest.raises(TimeoutError):
+        server.stop(db, timeout=0.2, sig=0)  # signal 0 asks nothing: the server stays
+    assert server.server_pid(db)
+    assert server.stop(db, timeout=0.2, sig=0, force=True)
+    assert server.server_pid(db) is None
+    assert reg.get("m").version == 1  # and the next call starts a new one

@@ -164,13 +164,7 @@ def jupyter_server(tmp_path: Path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
-        db = str(home / "registry.duckdb")
-        try:
-            server.stop(db, timeout=15)
-        except TimeoutError:
-            pid = server.server_pid(db)
-            if pid:
-                os.kill(pid, signal.SIGKILL)
+        server.stop(str(home / "registry.duckdb"), timeout=15, force=True)
 
 
 # JavaScript run in the page (needs expose_app_in_browser).  In JupyterLab and in

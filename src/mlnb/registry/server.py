@@ -200,8 +200,13 @@ def server_pid(db_path: str) -> int | None:
         os.close(fd)
 
 
-def stop(db_path: str, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool:
-    """Ask the server of *db_path* to exit (SIGTERM) and wait; True if one was stopped."""
+def stop(db_path: str, timeout: float = 10.0, sig: int = signal.SIGTERM,
+         force: bool = False) -> bool:
+    """Ask the server of *db_path* to exit (SIGTERM) and wait; True if one was stopped.
+
+    With *force*, a server still running after *timeout* is killed (SIGKILL)
+    instead of raising :class:`TimeoutError`.
+    """
     pid = server_pid(db_path)
     if pid is None:
         return False
@@ -214,6 +219,8 @@ def stop(db_path: str, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool
         if server_pid(db_path) is None:
             return True
         time.sleep(0.02)
+    if force:
+        return stop(db_path, timeout, signal.SIGKILL)
     raise TimeoutError(f"the registry server {pid} did not exit within {timeout} s")
 
 

@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["LocalTransport", "SocketTransport"]
 
 START_TIMEOUT = 30.0
-_BROKEN = (ConnectionError, FileNotFoundError, BrokenPipeError, socket.timeout, OSError)
+# A refused, reset, missing or timed-out socket: all OSError subclasses.
+_BROKEN = (OSError,)
 
 
 def _decode(body: bytes) -> Any:

@@ -27,6 +27,10 @@ __all__ = ["LAYER_ARGS", "build_spec", "read_spec"]
 
 # layer -> constructor arguments read back from attributes of the same name
 # ("bias" is special-cased: it is a flag in the constructor, a tensor or None on the layer).
+_CONV_ARGS = (
+    "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+    "bias", "padding_mode",
+)
 LAYER_ARGS: dict[str, tuple[str, ...]] = {
     "AdaptiveAvgPool2d": ("output_size",),
     "AvgPool2d": (
@@ -39,28 +43,8 @@ LAYER_ARGS: dict[str, tuple[str, ...]] = {
     ),
     "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias"),
     "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias"),
-    "Conv1d": (
-        "in_channels",
-        "out_channels",
-        "kernel_size",
-        "stride",
-        "padding",
-        "dilation",
-        "groups",
-        "bias",
-        "padding_mode",
-    ),
-    "Conv2d": (
-        "in_channels",
-        "out_channels",
-        "kernel_size",
-        "stride",
-        "padding",
-        "dilation",
-        "groups",
-        "bias",
-        "padding_mode",
-    ),
+    "Conv1d": _CONV_ARGS,
+    "Conv2d": _CONV_ARGS,
     "Dropout": ("p", "inplace"),
     "Embedding": (
         "num_embeddings",
