@@ -73,6 +73,16 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload(ipython)
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """Where Jupyter finds mlnb's server extension (``jupyter server extension list``)."""
+    return [{"module": "mlnb.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the built JupyterLab extension is (``jupyter labextension develop``)."""
+    return [{"src": "labextension", "dest": "mlnb"}]
+
+
 # subpackages reachable as attributes (``mlnb.widgets.RegistryPanel``), imported on use
 _SUBMODULES = frozenset({"widgets"})
 

@@ -55,3 +55,24 @@ def test_listings_of_different_models_do_not_mix(memreg, tmp_path):
     _put(memreg, tmp_path, "b", 2)
     assert [v.name for v in memreg.versions("a")] == ["a"] * 3
     assert [v.name for v in memreg.versions("b")] == ["b"] * 2
+
+
+def test_the_change_token_moves_exactly_when_the_registry_changes(home, tmp_path):
+    writer, watcher = mlnb.Registry(home), mlnb.Registry(home)
+    _put(writer, tmp_path, "m", 2)
+    token = watcher.changes()
+    assert watcher.changes() == token  # reading changes nothing
+    watcher.versions("m"), watcher.get("m:1"), watcher.audit("m")
+    assert watcher.changes() == token
+    seen = {token}
+    for change in (lambda: writer.promote("m:1"), lambda: writer.set_alias("m:2", "champion"),
+                   lambda: writer.retire("m:2"), lambda: _put(writer, tmp_path, "m", 1, 5),
+                   lambda: writer.promote("m:3"), lambda: writer.rollback("m")):
+        change()
+        now = watcher.changes()
+        assert now not in seen
+        seen.add(now)
+    writer.promote("m:1")  # already the holder: a no-op, no audit row
+    assert watcher.changes() == now
+    os.kill(server.server_pid(writer.settings.registry), signal.SIGKILL)
+    assert watcher.changes() not in seen  # a new server: a new epoch, reload everything

@@ -253,6 +253,16 @@ class Registry:
             AuditEntry.from_wire(a) for a in self._call("audit", name=name, limit=int(limit))
         )
 
+    def changes(self) -> str:
+        """An opaque token that changes whenever anything in the registry changes.
+
+        Cheap (nothing is read from disk): a panel polls it and reloads only when
+        it differs from the token it holds.  A restarted registry server gives a
+        new token too.
+        """
+        data = self._call("changes")
+        return f"{data['epoch']}.{data['seq']}"
+
     def diff(self, a: str, b: str) -> Diff:
         """What differs between two versions: metrics (with deltas), params, tags, files, ..."""
         from mlnb.registry.diff import diff_versions

@@ -563,6 +563,15 @@ class RegistryDB:
                 self._audit(user, "lineage", model.name, ver, reason=kind,
                             details={"other": f"{omodel.name}:{over}", **(details or {})})
 
+    def changes(self) -> dict[str, Any]:
+        """The change token's parts: this server's epoch and the last audit id.
+
+        Every change writes an audit row (a registration is one too) in its own
+        transaction, so the id moves exactly when something changed.
+        """
+        with self.lock:
+            return {"epoch": self.epoch, "seq": self._audit_id}
+
     # -- history -----------------------------------------------------------
 
     def lineage(self, ref: str) -> dict[str, Any]:

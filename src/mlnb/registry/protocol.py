@@ -36,6 +36,7 @@ class Raw(bytes):
 # op name -> (function(db, **args), safe to send again after a lost answer)
 OPS: dict[str, tuple[Callable[..., Any], bool]] = {
     "ping": (lambda db: {"path": db.path}, True),
+    "changes": (lambda db: db.changes(), True),
     "get": (lambda db, ref: db.get(ref), True),
     "models": (lambda db: db.models(), True),
     "versions": (
