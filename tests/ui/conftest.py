@@ -98,20 +98,24 @@ def _free_port() -> int:
 
 @pytest.fixture
 def jupyter_server(tmp_path: Path):
-    """``start(kind)`` with kind ``"lab"`` or ``"notebook"``: a Jupyter server on the
-    tutorial; returns (notebook_url, mlnb_home).  Stopped, with the registry server its
+    """``start(kind, notebook=NOTEBOOK, seed=None)`` with kind ``"lab"`` or ``"notebook"``:
+    a Jupyter server on a copy of *notebook*; ``seed(home)`` runs first, to fill the
+    registry.  Returns (notebook_url, mlnb_home).  Stopped, with the registry server its
     kernel started, when the test ends."""
     from mlnb.registry import server
 
     started: list = []
 
-    def start(kind: str):
+    def start(kind: str, notebook: Path = NOTEBOOK, seed=None):
         front = FRONT_ENDS[kind]
         home = tmp_path / "mlnb-home"
         home.mkdir()
         workdir = tmp_path / "notebooks"
         workdir.mkdir()
-        shutil.copy(NOTEBOOK, workdir / NOTEBOOK.name)
+        shutil.copy(notebook, workdir / notebook.name)
+        if seed is not None:
+            seed(home)
+            server.stop(str(home / "registry.duckdb"), timeout=15, force=True)
         settings = tmp_path / "lab-settings"
         for rel, value in LAB_SETTINGS.items():
             (settings / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +155,7 @@ def jupyter_server(tmp_path: Path):
             if time.monotonic() > deadline:
                 pytest.fail(f"{front.title} did not answer /api/status within 60 s")
             time.sleep(0.25)
-        url = base + front.path.format(name=NOTEBOOK.name) + f"?token={token}"
+        url = base + front.path.format(name=notebook.name) + f"?token={token}"
         return url, home
 
     yield start
