@@ -28,12 +28,15 @@ $(VENV)/.lab-installed: $(EXT_SOURCES) | $(PY)
 	$(PIP) install -e ".[lab]"
 	touch $@
 
-# jsdom lets tests/widgets run the panel's JavaScript in a DOM (node is required).
+# jsdom lets tests/widgets run the panel's JavaScript in a DOM (node is required);
+# configurable-http-proxy is JupyterHub's proxy, for tests/hub.
 NODE_DIR = .cache/node
-$(NODE_DIR)/node_modules/jsdom/package.json:
-	npm install --prefix $(NODE_DIR) --no-audit --no-fund --silent jsdom@26
+NODE_TOOLS = jsdom@26 configurable-http-proxy@5
+$(NODE_DIR)/.installed: Makefile
+	npm install --prefix $(NODE_DIR) --no-audit --no-fund --silent $(NODE_TOOLS)
+	touch $@
 
-install-dev: $(VENV)/.dev-installed $(NODE_DIR)/node_modules/jsdom/package.json
+install-dev: $(VENV)/.dev-installed $(NODE_DIR)/.installed
 
 # tests/ui drives JupyterLab in Debian's chromium through Python playwright (no
 # `playwright install`). Idempotent: apt-get runs only when chromium is missing.
