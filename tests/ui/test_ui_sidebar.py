@@ -5,8 +5,9 @@ wheel's shared data, the server extension enabled by its config file), on a
 registry seeded before the server starts.  The test opens the sidebar from its
 tab, finds the models, checks a hostile description shows as text, promotes a
 version through the confirmation dialog, sees the badge move, checks the
-registry from outside, inserts ``%mlnb show`` into the notebook and runs it,
-and sees a change made by another client appear without pressing Refresh.
+registry from outside, copies the load snippet, inserts ``%mlnb show`` into the
+notebook and runs it, and sees a change made by another client appear without
+pressing Refresh.
 Screenshots: ``test-artifacts/ui/sidebar-*.png``.
 """
 
@@ -63,6 +64,7 @@ def test_models_sidebar_browses_promotes_and_follows_changes(ui_tools, jupyter_s
         ctx = pw.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
             args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000},
+            permissions=["clipboard-read", "clipboard-write"],
         )
         page = ctx.pages[0] if ctx.pages else ctx.new_page()
         page.set_default_timeout(30_000)
@@ -125,6 +127,11 @@ def test_models_sidebar_browses_promotes_and_follows_changes(ui_tools, jupyter_s
             assert reg.get("toy@production").version == 2
             last = reg.audit("toy")[0]
             assert (last.action, last.reason) == ("promote", "promoted from the sidebar")
+
+            # Copy load puts the snippet on the system clipboard.
+            v2.locator("button.mlnb-action[data-action='copy-load']").click()
+            assert page.evaluate("() => navigator.clipboard.readText()") == \
+                "m = %mlnb load toy:2"
 
             # Insert %mlnb show toy:2 below the active cell, run the notebook, read it.
             page.locator(".jp-NotebookPanel .jp-Cell").first.click()
