@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -283,6 +284,34 @@ def check_quickstart_and_promote(page, home: Path, shot: str) -> None:
         reg.close()
 
 
+@contextmanager
+def chromium_page(sync_playwright, tmp_path: Path, prefix: str, height: int = 1000,
+                  **context_args):
+    """A page in headless Chromium, and the path prefix of its screenshots
+    ``test-artifacts/ui/<prefix>-*.png`` (old ones removed; a ``-failure`` one on error)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = str(ARTIFACTS / prefix)
+    for old in ARTIFACTS.glob(f"{prefix}-*.png"):
+        old.unlink()
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": height}, **context_args,
+        )
+        page = ctx.pages[0] if ctx.pages else ctx.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            yield page, shot
+        except BaseException:
+            try:
+                page.screenshot(path=f"{shot}-failure.png", full_page=True)
+            except Exception:
+                pass
+            raise
+        finally:
+            ctx.close()
+
+
 @pytest.fixture
 def quickstart_ui(ui_tools, jupyter_server, tmp_path: Path):
     """``drive(kind, shot_prefix)``: the whole quickstart check in one front end, with
@@ -291,30 +320,9 @@ def quickstart_ui(ui_tools, jupyter_server, tmp_path: Path):
     def drive(kind: str, prefix: str) -> None:
         sync_playwright = ui_tools(FRONT_ENDS[kind].module, FRONT_ENDS[kind].major)
         url, home = jupyter_server(kind)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shot = str(ARTIFACTS / prefix)
-        for old in ARTIFACTS.glob(f"{prefix}-*.png"):
-            old.unlink()
-
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"),
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1400, "height": 1600},
-            )
-            page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            page.set_default_timeout(30_000)
-            try:
-                page.goto(url)
-                run_all_cells(page)
-                check_quickstart_and_promote(page, home, shot)
-            except BaseException:
-                try:
-                    page.screenshot(path=f"{shot}-failure.png", full_page=True)
-                except Exception:
-                    pass
-                raise
-            finally:
-                ctx.close()
+        with chromium_page(sync_playwright, tmp_path, prefix, height=1600) as (page, shot):
+            page.goto(url)
+            run_all_cells(page)
+            check_quickstart_and_promote(page, home, shot)
 
     return drive
