@@ -6,7 +6,8 @@ import importlib
 
 import pytest
 
-PACKAGES = ["mlnb", "mlnb.errors", "mlnb.refs", "mlnb.registry", "mlnb.storage", "mlnb.serialize"]
+PACKAGES = ["mlnb", "mlnb.errors", "mlnb.refs", "mlnb.registry", "mlnb.storage", "mlnb.serialize",
+            "mlnb.training"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -34,6 +34,7 @@ _LAZY = {
     "AuditEntry": "mlnb.registry.records",
     "Diff": "mlnb.registry.records",
     "LineageEdge": "mlnb.registry.records",
+    "train": "mlnb.training.loop",
 }
 
 __all__ = sorted(
@@ -57,6 +58,7 @@ __all__ = sorted(
 if TYPE_CHECKING:
     from mlnb.registry.client import Registry
     from mlnb.registry.records import AuditEntry, Diff, LineageEdge, ModelInfo, Version
+    from mlnb.training.loop import train
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -84,7 +86,7 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 
 # subpackages reachable as attributes (``mlnb.widgets.RegistryPanel``), imported on use
-_SUBMODULES = frozenset({"widgets"})
+_SUBMODULES = frozenset({"training", "widgets"})
 
 
 def __getattr__(name: str) -> Any:
