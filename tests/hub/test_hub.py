@@ -47,6 +47,14 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a redirect to the login page is an answer, not something to follow
+
+
+_NO_REDIRECT = urllib.request.build_opener(_NoRedirect)
+
+
 def _call(url: str, token: str | None = None, method: str = "GET", body: dict | None = None):
     """(status, parsed JSON or None) of one request; status 0 when nothing answers."""
     data = json.dumps(body).encode() if body is not None else None
@@ -54,13 +62,8 @@ def _call(url: str, token: str | None = None, method: str = "GET", body: dict | 
     if token:
         req.add_header("Authorization", f"token {token}")
 
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
-
-    opener = urllib.request.build_opener(NoRedirect)
     try:
-        with opener.open(req, timeout=10) as r:
+        with _NO_REDIRECT.open(req, timeout=10) as r:
             return r.status, json.loads(r.read() or b"null")
     except urllib.error.HTTPError as err:
         text = err.read()

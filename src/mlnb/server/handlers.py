@@ -57,33 +57,23 @@ class RegistryHolder:
 
     Built when the extension loads, but the registry itself is opened by the
     first request (in a worker thread): a registry that cannot be reached then
-    is that request's error, not a Jupyter server that fails to start.
+    is that request's error, not a Jupyter server that fails to start.  The
+    client's socket closes with the Jupyter server's process.
     """
 
-    def __init__(self, factory: Callable[[], Any] | None = None, workers: int = 4) -> None:
-        self._factory = factory
+    def __init__(self) -> None:
         self._registry: Any = None
         self._lock = threading.Lock()
-        self.executor = ThreadPoolExecutor(workers, thread_name_prefix="mlnb-api")
+        self.executor = ThreadPoolExecutor(4, thread_name_prefix="mlnb-api")
 
     def get(self) -> Any:
         """The registry client (opened now when this is the first call)."""
         with self._lock:
             if self._registry is None:
-                if self._factory is None:
-                    from mlnb.registry.client import Registry
+                from mlnb.registry.client import Registry
 
-                    self._factory = Registry
-                self._registry = self._factory()
+                self._registry = Registry()
             return self._registry
-
-    def close(self) -> None:
-        """Close the client and stop the worker threads."""
-        with self._lock:
-            if self._registry is not None:
-                self._registry.close()
-                self._registry = None
-        self.executor.shutdown(wait=False)
 
 
 class _Handler(APIHandler):
@@ -106,14 +96,12 @@ class _Handler(APIHandler):
         try:
             payload = await asyncio.get_running_loop().run_in_executor(self.holder.executor, run)
         except errors.MlnbError as err:
-            self.set_status(status_of(err))
-            self.finish(records.dumps({"error": type(err).__name__, "message": str(err)}))
-            return
+            return self.refuse(err)
         self.set_status(status)
         self.finish(records.dumps(payload))
 
     def refuse(self, err: errors.MlnbError) -> None:
-        """Answer a bad request that never reached the registry."""
+        """Answer with *err*'s status and ``{"error", "message"}``."""
         self.set_status(status_of(err))
         self.finish(records.dumps({"error": type(err).__name__, "message": str(err)}))
 
@@ -295,9 +283,9 @@ ROUTES: tuple[tuple[str, type[_Handler]], ...] = (
 )
 
 
-def setup_handlers(web_app: Any, holder: RegistryHolder | None = None) -> RegistryHolder:
+def setup_handlers(web_app: Any) -> RegistryHolder:
     """Add the routes to *web_app* under its ``base_url``, with one registry holder."""
-    holder = holder or RegistryHolder()
+    holder = RegistryHolder()
     web_app.settings["mlnb_registry"] = holder
     base = url_path_join(web_app.settings["base_url"], "mlnb", "api")
     web_app.add_handlers(".*$", [(url_path_join(base, path) + "/?", h) for path, h in ROUTES])

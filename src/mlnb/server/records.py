@@ -16,7 +16,7 @@ import math
 from typing import TYPE_CHECKING, Any, Sequence
 
 from mlnb.display.text import fmt_metric
-from mlnb.widgets._views import version_rows
+from mlnb.widgets._views import _json_number, version_rows
 
 if TYPE_CHECKING:
     from mlnb.registry.records import AuditEntry, Lineage, ModelInfo, Version
@@ -75,7 +75,7 @@ def _main(version: Version | None, metric: str | None) -> tuple[Any, str]:
     if version is None or metric is None or metric not in version.metrics:
         return None, ""
     x = version.metrics[metric]
-    return (x if math.isfinite(x) else str(x)), fmt_metric(x)
+    return _json_number(x), fmt_metric(x)
 
 
 def model_record(model: ModelInfo, main: Version | None) -> dict[str, Any]:
@@ -98,10 +98,13 @@ def model_record(model: ModelInfo, main: Version | None) -> dict[str, Any]:
     }
 
 
+def _metric_names(versions: Sequence[Version]) -> list[str]:
+    return sorted({k for v in versions for k in v.metrics})
+
+
 def _rows(versions: Sequence[Version], shown: Sequence[Version],
           metric: str | None) -> list[dict[str, Any]]:
-    names = sorted({k for v in versions for k in v.metrics})
-    rows = version_rows(versions, shown, names)
+    rows = version_rows(versions, shown, _metric_names(versions))
     for row, v in zip(rows, shown):
         value, text = _main(v, metric)
         row.update(
@@ -119,7 +122,7 @@ def versions_record(name: str, versions: Sequence[Version]) -> dict[str, Any]:
     return {
         "model": name,
         "main_metric": metric,
-        "metrics": sorted({k for v in versions for k in v.metrics}),
+        "metrics": _metric_names(versions),
         "versions": _rows(versions, shown, metric),
     }
 

@@ -76,8 +76,9 @@ def train(
     monitor, mode:
         The history column that ranks epochs (a metric's bare name means its
         ``val_`` column).  Default ``"val_loss"``, or ``"train_loss"`` without a
-        *val_loader*.  *mode* defaults to ``"min"`` when the name contains
-        ``"loss"``, else ``"max"``.
+        *val_loader*.  *mode* defaults to ``"min"`` for names that read as
+        lower-is-better (loss, error, mae, rmse, perplexity, latency, ...), as every
+        mlnb table marks best values, else ``"max"``.
     early_stop:
         Stop after this many epochs in a row without a strictly better *monitor*.
     grad_accum:

@@ -94,7 +94,10 @@ def check_arguments(*, model: Any, train_loader: Any, val_loader: Any, loss_fn: 
             f"choose one of {', '.join(columns[1:])}{extra}"
         )
     if mode is None:
-        mode = "min" if "loss" in monitor else "max"
+        from mlnb.display.markup import lower_is_better
+
+        # the rule every table uses to mark the best value: losses, errors, latency...
+        mode = "min" if lower_is_better(monitor) else "max"
     elif mode not in ("min", "max"):
         raise InvalidArgument(f"mode must be 'min' or 'max', got {mode!r}")
     return Plan(metrics=specs, monitor=monitor, mode=mode, grad_accum=grad_accum,
