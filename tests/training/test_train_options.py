@@ -97,6 +97,17 @@ def test_early_stop_on_a_scripted_monitor(data, values, mode, patience, epochs_r
     assert run.history["val_score"].tolist() == values[:epochs_run]
 
 
+@pytest.mark.parametrize(("metric", "mode", "best_epoch"),
+                         [("mae", "min", 3), ("error_rate", "min", 3), ("auc", "max", 1)])
+def test_the_default_mode_reads_the_metric_name(data, metric, mode, best_epoch):
+    model = make_net()
+    run = train(model, *data[:1], val_loader=data[1], loss_fn=F.cross_entropy,
+                optimizer=torch.optim.SGD(model.parameters(), lr=0.1), epochs=3,
+                metrics={metric: scripted([0.3, 0.2, 0.1])}, monitor=metric,
+                device="cpu", progress=False)
+    assert (run.mode, run.best_epoch) == (mode, best_epoch)
+
+
 def test_scheduler_steps_once_per_epoch_and_lr_is_recorded(data):
     model = make_net()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
