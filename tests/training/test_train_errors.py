@@ -78,6 +78,6 @@ def test_a_loader_of_non_pairs_is_a_clear_error():
     before = weights(model)
     with pytest.raises(InvalidArgument, match=r"train_loader must yield \(inputs, targets\) "
                                               r"pairs, got Tensor"):
-        train(model, [x], loss_fn=F.cross_entropy, device="cpu", progress=False,
+        train(model, (b for b in [x]), loss_fn=F.cross_entropy, device="cpu", progress=False,
               optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
     assert same_weights(before, weights(model))

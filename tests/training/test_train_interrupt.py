@@ -41,4 +41,4 @@ def test_interrupt_mid_epoch_keeps_history_and_registers_nothing(memreg, capsys)
     assert all(p.grad is None for p in model.parameters())
     assert not model.training
     assert "interrupted" in repr(run)
-    assert capsys.readouterr().err.count("epoch 1/5") == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("interrupted")

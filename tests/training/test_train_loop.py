@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import sys
 
 import pytest
@@ -110,24 +109,12 @@ def test_same_seed_same_weights_and_history_other_seed_differs():
     assert not h1.equals(h3)
 
 
-def test_progress_prints_one_line_per_epoch_to_stderr(data, capsys):
+def test_progress_outside_a_notebook_is_text_on_stderr(data, capsys):
     fit(make_net(), *data, epochs=1, progress=True)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
-    assert err[0].startswith("epoch 1/1") and "val_accuracy=" in err[0]
-
-
-def test_progress_is_throttled_but_always_shows_the_last_epoch():
-    from mlnb.training.progress import TextProgress
-
-    out = io.StringIO()
-    p = TextProgress(out, interval=3600)
-    row = {"epoch": 1, "train_loss": 0.5, "lr": 0.1, "epoch_time_s": 0.1, "samples_per_s": 10.0}
-    for epoch in range(1, 6):
-        p.epoch_end({**row, "epoch": epoch}, epochs=5, monitor="train_loss", best=0.5,
-                    last=epoch == 5)
-    lines = out.getvalue().splitlines()
-    assert [line.split()[1] for line in lines] == ["1/5", "5/5"]
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith("finished") and "epoch 1/1" in last and "val_accuracy=" in last
 
 
 def test_repr_reads_well(data):

@@ -5,38 +5,82 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from training.toydata import loader, make_blobs, make_net
+from training.toydata import loader, make_blobs, make_net, same_weights, weights
 
 
-def test_register_stores_the_trained_model(reg, data):
+def test_register_stores_the_best_checkpoint_with_its_provenance(reg, data):
     from mlnb.training import train
 
     model = make_net()
     opt = torch.optim.AdamW(model.parameters(), lr=0.01)
     run = train(model, data[0], val_loader=data[1], loss_fn=F.cross_entropy, optimizer=opt,
                 epochs=3, grad_accum=2, clip_grad=1.0, seed=3, register="toy", registry=reg,
-                device="cpu", progress=False)
+                device="cpu", progress=False, source="model = make_net()  # the cell")
     v = run.version
     assert (v.name, v.version) == ("toy", 1)
     assert reg.get("toy:1").ref == v.ref
-    last = run.history.iloc[-1]
+    best = run.history[run.history["epoch"] == run.best_epoch].iloc[0]
     assert dict(v.metrics) == pytest.approx({
-        "train_loss": last["train_loss"], "val_loss": last["val_loss"],
-        "val_accuracy": last["val_accuracy"], "best_val_loss": run.best_value,
+        "train_loss": best["train_loss"], "val_loss": best["val_loss"],
+        "val_accuracy": best["val_accuracy"], "best_val_loss": run.best_value,
     })
-    assert dict(v.params) == {
+    p = dict(v.params)
+    assert {k: p[k] for k in ("epochs", "epochs_run", "lr", "batch_size", "grad_accum",
+                              "clip_grad", "seed", "precision", "device", "optimizer",
+                              "scheduler", "monitor", "register_from", "registered_epoch")} == {
         "epochs": 3, "epochs_run": 3, "lr": 0.01, "batch_size": 32, "grad_accum": 2,
         "clip_grad": 1.0, "seed": 3, "precision": "fp32", "device": "cpu",
         "optimizer": "AdamW", "scheduler": None, "monitor": "val_loss",
+        "register_from": "best", "registered_epoch": run.best_epoch,
     }
-    assert dict(v.tags) == {"trained_with": "mlnb.train"}
+    # the data fingerprint: shapes, dtypes, a hash of the examples
+    assert p["data"]["examples"] == 256 and len(p["data"]["hash"]) == 64
+    assert [f["shape"] for f in p["data"]["fields"]] == [[2], []]
+    # the code that trained it, and where it ran
+    assert p["source"]["source"] == "model = make_net()  # the cell"
+    assert p["environment"]["torch"] == torch.__version__
+    assert v.tags["trained_with"] == "mlnb.train"
+    assert v.tags["run"] == f"toy/{run.run_id}"
+    assert v.tags["checkpoint"] == run.best_checkpoint.file
     assert "registered toy:1" in repr(run)
 
+    # the registered weights are the best epoch's, and the model keeps the last ones
+    from mlnb.training.runs import RunStore
+
+    handle = RunStore.from_registry(reg).open("toy", run.run_id)
+    best_weights = handle.load(run.best_checkpoint)["model"]
     loaded = reg.load(v.ref)
-    x, _ = make_blobs(32, seed=9)
-    model.eval()
-    with torch.no_grad():
-        assert torch.equal(loaded(x), model(x))
+    assert same_weights(weights(loaded), best_weights)
+    assert run.best_checkpoint.epoch == run.best_epoch
+
+
+def test_register_from_last_stores_the_model_as_trained(memreg, data):
+    from mlnb.training import train
+
+    model = make_net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    run = train(model, data[0], val_loader=data[1], loss_fn=F.cross_entropy, optimizer=opt,
+                epochs=2, register="toy", register_from="last", registry=memreg,
+                device="cpu", progress=False)
+    assert run.version.params["register_from"] == "last"
+    assert same_weights(weights(memreg.load(run.version.ref)), weights(model))
+
+
+def test_init_from_fine_tunes_a_registered_version_and_records_the_parent(memreg, data):
+    from mlnb.training import train
+
+    base = make_net(seed=1)
+    memreg.register("toy", base)
+    memreg.promote("toy:1", "production")
+    model = make_net(seed=2)  # other weights: init_from must replace them
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the weights stay as loaded
+    run = train(model, data[0], loss_fn=F.cross_entropy, optimizer=opt, epochs=1,
+                init_from="toy@production", register="toy", register_from="last",
+                registry=memreg, device="cpu", progress=False)
+    assert same_weights(weights(model), weights(base))
+    assert run.version.params["init_from"] == "toy:1"
+    edges = memreg.lineage("toy:2").edges
+    assert [(e.source, e.kind, e.target) for e in edges] == [("toy:2", "parent", "toy:1")]
 
 
 def test_register_without_a_registry_uses_the_default_home(data, tmp_path, monkeypatch):

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from mlnb.training.devices import Precision, resolve_device, resolve_precision
 from mlnb.training.history import Run
-from mlnb.training.loop import train
+from mlnb.training.loop import TrainingWarning, train
 
-__all__ = ["Precision", "Run", "resolve_device", "resolve_precision", "train"]
+__all__ = ["Precision", "Run", "TrainingWarning", "resolve_device", "resolve_precision", "train"]

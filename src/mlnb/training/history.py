@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = ["STATUSES", "Run"]
 
-STATUSES = ("finished", "stopped_early", "interrupted")
+STATUSES = ("finished", "stopped_early", "stopped", "interrupted", "diverged")
 
 
 @dataclass(frozen=True, repr=False)
@@ -31,7 +31,9 @@ class Run:
         The logged training loss: ``step`` (global batch count), ``epoch`` and
         ``loss`` (the mean over the samples since the previous row).
     status:
-        ``"finished"``, ``"stopped_early"`` or ``"interrupted"`` (KeyboardInterrupt).
+        ``"finished"``, ``"stopped_early"``, ``"stopped"`` (Stop or the first Ctrl-C:
+        ended after an optimizer step, with a checkpoint), ``"interrupted"`` (a
+        second Ctrl-C) or ``"diverged"`` (the training loss became NaN or infinite).
     best_epoch, best_value:
         The epoch with the best *monitor* value and that value (``None`` when no
         epoch completed or none was finite).
@@ -45,6 +47,16 @@ class Run:
         The registered :class:`~mlnb.Version`, or ``None`` when not registered.
     elapsed_s:
         Wall time of the whole run, registration included.
+    name, run_id:
+        The run's name (what ``resume=True`` looks for) and its id in the run store.
+    checkpoints:
+        The checkpoints the run keeps (after the ``keep`` policy), oldest first.
+    best_checkpoint:
+        The kept checkpoint with the best *monitor* value, or ``None``.
+    resumed:
+        Whether this run continued an earlier one from its checkpoint.
+    message:
+        Why the run ended early, in one line (empty when it finished).
     """
 
     history: pd.DataFrame
@@ -59,6 +71,12 @@ class Run:
     precision: str
     version: Version | None
     elapsed_s: float
+    name: str = "run"
+    run_id: str = ""
+    checkpoints: tuple[Any, ...] = ()
+    best_checkpoint: Any = None
+    resumed: bool = False
+    message: str = ""
 
     @property
     def epochs_run(self) -> int:
@@ -67,7 +85,8 @@ class Run:
 
     def summary(self) -> str:
         """One line: status, epochs, best monitor value, device, precision, time."""
-        parts = [f"{self.status}", f"{self.epochs_run}/{self.epochs} epochs"]
+        parts = [f"{self.status}" + (" (resumed)" if self.resumed else ""),
+                 f"{self.epochs_run}/{self.epochs} epochs"]
         if self.best_epoch is not None:
             parts.append(
                 f"best {self.monitor}={_fmt(self.best_value)} at epoch {self.best_epoch}"
@@ -83,7 +102,8 @@ class Run:
 
     def _repr_html_(self) -> str:
         table = self.history.to_html(index=False, float_format=_fmt, border=0)
-        return f"<div><p><b>Run</b> {html.escape(self.summary())}</p>{table}</div>"
+        note = f"<p>{html.escape(self.message)}</p>" if self.message else ""
+        return f"<div><p><b>Run</b> {html.escape(self.summary())}</p>{note}{table}</div>"
 
 
 def _fmt(value: Any) -> str:

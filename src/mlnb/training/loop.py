@@ -1,39 +1,50 @@
-"""``mlnb.train``: a plain, fast PyTorch training loop that returns a :class:`Run`.
+"""``mlnb.train``: a fast PyTorch training loop that checkpoints, resumes and reports live.
 
-How it stays as fast as a hand-written loop: batches move to the device with
-``non_blocking=True``; the training loss is added up on the device (a tensor
-sum) and read back to the host only every ``log_every`` batches and at the end
-of each epoch, never with a ``loss.item()`` per step; validation counts are also
-summed on the device and read once per epoch.  Every argument is checked before
-the first step, so a typo costs nothing.
+One call runs these parts, each in its own module:
+
+- :mod:`~mlnb.training.plan` checks every argument before anything trains;
+- :mod:`~mlnb.training.batches` batches in-memory tensors by indexing (no DataLoader);
+- :mod:`~mlnb.training.steps` runs the epochs with no per-step host sync;
+- :mod:`~mlnb.training.runs` and :mod:`~mlnb.training.checkpoint` keep each run's
+  checkpoints in the artifact store, so ``resume=True`` continues a run that was
+  stopped, interrupted or killed with its kernel, to the same final weights;
+- :mod:`~mlnb.training.stopping` turns the first Ctrl-C (or Stop) into a clean stop;
+- :mod:`~mlnb.training.events` feeds the monitor, the text bar and the trackers;
+- :mod:`~mlnb.training.registration` registers the result with its provenance.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from mlnb.errors import InvalidArgument
-from mlnb.training.devices import Precision, resolve_device, resolve_precision
+from mlnb.training.devices import resolve_device, resolve_precision
+from mlnb.training.events import EpochEnd, Observers, RunEnd, RunStart
 from mlnb.training.history import Run
-from mlnb.training.metrics import MetricSpec, accuracy_count
-from mlnb.training.plan import Plan, check_arguments
+from mlnb.training.plan import check_arguments
+from mlnb.training.state import capture_rng, restore_rng, signature
+from mlnb.training.stopping import StopSignal
 
 if TYPE_CHECKING:
     import torch
 
     from mlnb.registry.client import Registry
 
-__all__ = ["train"]
+__all__ = ["TrainingWarning", "train"]
+
+
+class TrainingWarning(UserWarning):
+    """A run ended early for a reason the user must see (a diverged loss)."""
 
 
 def train(
     model: torch.nn.Module,
-    train_loader: Iterable[Any],
+    train_loader: Any,
     *,
-    val_loader: Iterable[Any] | None = None,
+    val_loader: Any = None,
     loss_fn: Callable[[Any, Any], torch.Tensor],
     optimizer: torch.optim.Optimizer,
     scheduler: Any = None,
@@ -47,10 +58,21 @@ def train(
     grad_accum: int = 1,
     clip_grad: float | None = None,
     seed: int | None = None,
+    batch_size: int | None = None,
+    shuffle: bool = True,
+    fast_data: bool = True,
+    name: str | None = None,
+    resume: bool = False,
+    keep: str = "best:1,last:1",
+    checkpoint: bool = True,
+    track: Any = None,
+    init_from: str | None = None,
     register: str | None = None,
+    register_from: str | None = None,
     registry: Registry | None = None,
     log_every: int = 50,
-    progress: bool = True,
+    progress: Any = "auto",
+    source: str | None = None,
 ) -> Run:
     """Train *model* for *epochs* and return the :class:`~mlnb.training.Run`.
 
@@ -62,8 +84,17 @@ def train(
 
     Parameters
     ----------
-    val_loader:
-        Evaluated after every epoch (``val_loss`` and the metrics).
+    train_loader, val_loader:
+        A ``DataLoader`` or any iterable of ``(inputs, targets)``; or in-memory
+        tensors ``(X, y)`` (then *batch_size* is required) or a ``TensorDataset``.
+        In-memory tensors, and a ``DataLoader`` over a ``TensorDataset`` with the
+        default sampler and collate, are batched by indexing whole tensors, on the
+        device when they fit: no per-sample collation (see :mod:`mlnb.training.batches`).
+    batch_size, shuffle:
+        For tensors given directly (*shuffle* applies to the training data only).
+    fast_data:
+        ``False`` iterates a ``DataLoader`` over a ``TensorDataset`` as it is
+        (its own order and random draws, e.g. to match a hand-written loop bit for bit).
     scheduler:
         Stepped once per epoch; a ``ReduceLROnPlateau`` is given the *monitor* value.
     device, precision:
@@ -88,112 +119,201 @@ def train(
     clip_grad:
         Clip the total gradient norm (``torch.nn.utils.clip_grad_norm_``) to this.
     seed:
-        Calls ``torch.manual_seed(seed)`` (CPU and every GPU) and seeds ``random``
+        Seeds torch (CPU and every GPU), ``random`` and NumPy's global generator
         before training.  A ``DataLoader(shuffle=True)`` without its own
-        ``generator`` draws its order from that seeded global generator, so its
-        shuffling is reproducible too; a loader with its own ``generator`` must be
-        seeded by the caller.
-    register, registry:
-        Register the trained model under this name in *registry* (default
-        ``mlnb.Registry()``) with the final epoch's losses and metrics plus
-        ``best_<monitor>``, the hyper-parameters and the tag
-        ``trained_with=mlnb.train``.  Not done when the run is interrupted.
+        ``generator`` draws its order from that seeded generator, so its shuffling
+        is reproducible too.
+    name:
+        The run's name: its checkpoints are kept under it and ``resume=True``
+        looks for it.  Default: *register*, else ``"run"``.
+    resume:
+        Continue the newest unfinished run of *name* (stopped, interrupted, or
+        killed with its kernel) from its last checkpoint, when its model and
+        optimizer have the same shapes; start a new run when there is none.  With
+        the same seed and data the final weights equal an uninterrupted run's.
+        Without it, every call starts a new run; nothing is ever merged.
+    keep, checkpoint:
+        Which checkpoints a run keeps, ``"best:K,last:N"`` (ranked by *monitor*;
+        ``"all"`` keeps every one).  A checkpoint is written after every epoch and
+        when the run is stopped; ``checkpoint=False`` writes none (and cannot resume).
+    track:
+        Publish the run to trackers: ``["mlflow", "wandb"]``, publisher objects,
+        or ``{"mlflow": {"experiment": ...}}`` (see :mod:`mlnb.tracking`).
+    init_from:
+        A registry reference (``"mnist-mlp@production"``) whose weights are loaded
+        into *model* before training; the registered version records it as parent.
+    register, register_from, registry:
+        Register the result under this name in *registry* (default
+        ``mlnb.Registry()``) when the run finishes or stops early: the ``"best"``
+        checkpoint (the default when checkpoints are kept) or the ``"last"``
+        weights, with that epoch's metrics plus ``best_<monitor>``, the
+        hyper-parameters, a fingerprint of the training data, the code that
+        trained it (*source*, default the running notebook cell) and the
+        environment.
     log_every:
         Read the training loss back to the host every this many batches (a row of
         ``run.steps``) besides the end of every epoch.
     progress:
-        Print a short line per epoch to stderr (throttled).
+        ``"auto"`` (a live monitor in a notebook, a text bar elsewhere), ``"widget"``,
+        ``"text"``, ``False``, or an observer object (see :mod:`mlnb.training.events`).
 
     Returns
     -------
     Run
-        Its ``status`` is ``"finished"``, ``"stopped_early"`` or ``"interrupted"``.
-        A ``KeyboardInterrupt`` during training (Ctrl-C, the notebook's Stop) is not
-        re-raised: the run stops, keeps the history of the completed epochs and
-        the steps logged so far, registers nothing, and is returned.
+        Its ``status`` is ``"finished"``, ``"stopped_early"``, ``"stopped"`` (the
+        first Ctrl-C or the Stop button: the run ends after the current optimizer
+        step with a checkpoint), ``"interrupted"`` (a second Ctrl-C, or an interrupt
+        the loop could not end cleanly: the last checkpoint stays) or
+        ``"diverged"`` (the training loss became NaN or infinite: the model gets
+        the last good checkpoint's weights back and a :class:`TrainingWarning`
+        says so).  Interrupts are not re-raised.
 
     Raises
     ------
     InvalidArgument
-        A bad argument, raised before any training step; or a loader that does
-        not yield ``(inputs, targets)`` pairs.
+        A bad argument, raised before any training step; a first batch that does
+        not fit the model or the loss (its shapes and the fix in one line); a
+        loader that does not yield ``(inputs, targets)`` pairs.
+    Conflict
+        ``resume=True`` while the run is still training in another kernel.
     """
     start = time.perf_counter()
     plan = check_arguments(
         model=model, train_loader=train_loader, val_loader=val_loader, loss_fn=loss_fn,
         optimizer=optimizer, epochs=epochs, metrics=metrics, monitor=monitor, mode=mode,
         early_stop=early_stop, grad_accum=grad_accum, clip_grad=clip_grad, seed=seed,
-        register=register, log_every=log_every,
+        register=register, log_every=log_every, name=name, resume=resume,
+        checkpoint=checkpoint, register_from=register_from, init_from=init_from,
+        batch_size=batch_size, shuffle=shuffle, source=source, fast_data=fast_data,
     )
+    from mlnb.training.runs import parse_keep
+
+    keep_policy = parse_keep(keep) if checkpoint else None
+    run_name = name or register or "run"
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
+    observers = _observers(progress, track)
     if seed is not None:
         _seed(seed)
-    model.to(dev)
-    loop = _Loop(model, loss_fn, optimizer, dev, prec, plan)
-    reporter = None
-    if progress:
-        from mlnb.training.progress import TextProgress
 
-        reporter = TextProgress()
+    from mlnb.training.batches import tensor_batches
 
+    train_source, val_source = train_loader, val_loader
+    if fast_data or isinstance(train_loader, (tuple, list)):
+        train_source = tensor_batches(train_loader, batch_size=batch_size, shuffle=shuffle,
+                                      device=dev, seed=seed) or train_loader
+    if val_loader is not None and (fast_data or isinstance(val_loader, (tuple, list))):
+        val_source = tensor_batches(val_loader, batch_size=batch_size, shuffle=False,
+                                    device=dev, seed=seed) or val_loader
+
+    with _Registries(registry) as regs:
+        parent = None
+        if init_from is not None:
+            reg = regs.get()
+            parent = reg.get(init_from).ref
+            reg.load(parent, into=model)
+        model.to(dev)
+        session = _Session(model, optimizer, scheduler, plan, regs, run_name=run_name,
+                           keep=keep_policy, resume=resume, epochs=epochs)
+        stop = StopSignal()
+        stepper = session.stepper(loss_fn, dev, prec, observers, stop)
+        params = _params(plan, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
+                         seed=seed, precision=prec, device=dev, loader=train_loader,
+                         batch_size=batch_size, keep=keep if checkpoint else None,
+                         init_from=parent, run_name=run_name)
+        session.open(params)
+        observers.send("start", RunStart(
+            name=run_name, run_id=session.run_id, epochs=epochs,
+            start_epoch=session.start_epoch, steps_per_epoch=_length(train_source),
+            monitor=plan.monitor, mode=plan.mode, columns=tuple(plan.columns),
+            device=str(dev), precision=prec.name, params=params, resumed=session.resumed,
+            history=tuple(session.history), steps=tuple(stepper.steps),
+            request_stop=stop.request,
+        ))
+        try:
+            _run(session, stepper, stop, train_source, val_source, scheduler=scheduler,
+                 early_stop=early_stop)
+            version = None
+            if register is not None and session.status in ("finished", "stopped_early"):
+                from mlnb.training.registration import register_run
+
+                version = register_run(
+                    regs.get(), register, model, session, plan, params=params,
+                    register_from=register_from, data=train_loader, source=source,
+                    parent=parent,
+                )
+        except BaseException:
+            observers.send("abort", "failed")
+            raise
+        run = session.result(version=version, elapsed_s=time.perf_counter() - start,
+                             epochs=epochs, device=str(dev), precision=prec.name)
+        observers.send("end", RunEnd(run=run, model=model))
+        return run
+
+
+def _run(session: _Session, stepper: Any, stop: StopSignal, train_source: Any,
+         val_source: Any, *, scheduler: Any, early_stop: int | None) -> None:
+    """Train with SIGINT as a stop request; warn when the loss diverged."""
+    model = session.model
     was_training = model.training
-    status = "finished"
-    best_epoch: int | None = None
-    best_value: float | None = None
-    stale = 0
     try:
-        for epoch in range(1, epochs + 1):
-            raw = loop.run_epoch(train_loader, epoch)
-            if val_loader is not None:
-                raw.update(loop.evaluate(val_loader))
-            raw["epoch_time_s"] += raw.pop("_val_time_s", 0.0)
-            row = {column: raw[column] for column in plan.columns}
-            loop.history.append(row)
-            value = row[plan.monitor]
-            if _better(value, best_value, plan.mode):
-                best_epoch, best_value, stale = epoch, float(value), 0
-            else:
-                stale += 1
-            if scheduler is not None:
-                _step_scheduler(scheduler, value)
-            stop = early_stop is not None and stale >= early_stop
-            if reporter is not None:
-                reporter.epoch_end(row, epochs=epochs, monitor=plan.monitor, best=best_value,
-                                   last=stop or epoch == epochs)
-            if stop:
-                status = "stopped_early"
-                break
-    except KeyboardInterrupt:
-        # Stop cleanly: no half-accumulated gradient is left for the next cell.
-        status = "interrupted"
-        optimizer.zero_grad(set_to_none=True)
+        with stop.installed():
+            session.train(stepper, train_source, val_source, scheduler=scheduler,
+                          early_stop=early_stop, stop=stop)
     finally:
         model.train(was_training)
-
-    version = None
-    if register is not None and status != "interrupted":
-        version = _register(register, registry, model, loop, plan, best_value,
-                            epochs=epochs, optimizer=optimizer, scheduler=scheduler, seed=seed,
-                            precision=prec, device=dev, train_loader=train_loader)
-    import pandas as pd
-
-    return Run(
-        history=pd.DataFrame(loop.history, columns=plan.columns),
-        steps=pd.DataFrame(loop.steps, columns=["step", "epoch", "loss"]),
-        status=status, best_epoch=best_epoch, best_value=best_value, monitor=plan.monitor,
-        mode=plan.mode, epochs=epochs, device=str(dev), precision=prec.name, version=version,
-        elapsed_s=time.perf_counter() - start,
-    )
+    if session.status == "diverged":
+        warnings.warn(session.message, TrainingWarning, stacklevel=3)
 
 
 def _seed(seed: int) -> None:
     import random
+    import sys
 
     import torch
 
     random.seed(seed)
     torch.manual_seed(seed)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(seed % 2**32)
+
+
+def _observers(progress: Any, track: Any) -> Observers:
+    from mlnb.training.progress import make_reporter
+
+    reporter = make_reporter(progress)
+    publishers: list[Any] = []
+    if track is not None:
+        from mlnb.tracking import make_publishers
+
+        publishers = make_publishers(track)
+    return Observers([reporter, *publishers])
+
+
+def _length(source: Any) -> int | None:
+    try:
+        return len(source)
+    except TypeError:
+        return None
+
+
+def _epoch_batches(source: Any, epoch: int, start: int) -> Iterable[Any]:
+    """The batches of *epoch* from batch *start* on (the skipped ones are drawn and dropped)."""
+    from mlnb.training.batches import TensorBatches
+
+    if isinstance(source, TensorBatches):
+        return source.epoch(epoch, start)
+    iterator = iter(source)
+    for skipped in range(start):
+        try:
+            next(iterator)
+        except StopIteration:
+            raise InvalidArgument(
+                f"cannot resume: train_loader now yields {skipped} batches an epoch, but the "
+                f"run stopped after batch {start}; resume with the same data and batch size"
+            ) from None
+    return iterator
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -214,207 +334,290 @@ def _step_scheduler(scheduler: Any, value: float) -> None:
         scheduler.step()
 
 
-class _Loop:
-    """The per-epoch work of one run: training steps, validation, logged losses."""
+class _Registries:
+    """The registry for ``init_from`` and ``register``: the caller's, or one opened on demand."""
 
-    def __init__(self, model: Any, loss_fn: Any, optimizer: Any, device: torch.device,
-                 precision: Precision, plan: Plan) -> None:
-        import torch
+    def __init__(self, given: Any) -> None:
+        self.given = given
+        self.opened: Any = None
 
-        self.torch = torch
-        self.model = model
-        self.loss_fn = loss_fn
-        self.optimizer = optimizer
-        self.device = device
-        self.plan = plan
-        self.autocast = (
-            (lambda: torch.autocast(device.type, dtype=precision.torch_dtype))
-            if precision.autocast else contextlib.nullcontext
-        )
-        self.scaler = torch.amp.GradScaler(device.type) if precision.grad_scaler else None
-        self.global_step = 0
+    def get(self) -> Any:
+        if self.given is not None:
+            return self.given
+        if self.opened is None:
+            from mlnb.registry.client import Registry
+
+            self.opened = Registry()
+        return self.opened
+
+    def __enter__(self) -> _Registries:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.opened is not None:
+            self.opened.close()
+
+
+class _Session:
+    """One run's life: its checkpoints, its place in the epochs, its status."""
+
+    def __init__(self, model: Any, optimizer: Any, scheduler: Any, plan: Any,
+                 regs: _Registries, *, run_name: str, keep: Any, resume: bool,
+                 epochs: int) -> None:
+        self.model, self.optimizer, self.scheduler, self.plan = model, optimizer, scheduler, plan
+        self.regs, self.run_name, self.keep, self.resume = regs, run_name, keep, resume
+        self.epochs = epochs
+        self.handle: Any = None
+        self.run_id = ""
+        self.resumed = False
+        self.state: dict[str, Any] | None = None
         self.history: list[dict[str, Any]] = []
-        self.steps: list[tuple[int, int, float]] = []
+        self.best_epoch: int | None = None
+        self.best_value: float | None = None
+        self.stale = 0
+        self.start_epoch = 1
+        self.status = "running"
+        self.message = ""
+        self.rng_epoch_start: dict[str, Any] | None = None
+        self.data_seed: int | None = None
+        self._stepper: Any = None
 
-    def _move(self, obj: Any) -> Any:
-        if isinstance(obj, self.torch.Tensor):
-            return obj.to(self.device, non_blocking=True)
-        if isinstance(obj, (list, tuple)):
-            return type(obj)(self._move(o) for o in obj)
-        if isinstance(obj, dict):
-            return {k: self._move(v) for k, v in obj.items()}
-        return obj
+    # -- opening -----------------------------------------------------------------
 
-    def _pair(self, batch: Any, where: str) -> tuple[Any, Any]:
-        if not isinstance(batch, (list, tuple)) or len(batch) != 2:
-            raise InvalidArgument(
-                f"{where} must yield (inputs, targets) pairs, got {type(batch).__name__}"
-                + (f" of length {len(batch)}" if isinstance(batch, (list, tuple)) else "")
-            )
-        return self._move(batch[0]), self._move(batch[1])
+    def stepper(self, loss_fn: Any, dev: Any, prec: Any, observers: Observers,
+                stop: StopSignal) -> Any:
+        from mlnb.training.steps import Stepper
 
-    def _optimizer_step(self) -> None:
-        opt, scaler, clip = self.optimizer, self.scaler, self.plan.clip_grad
-        if clip is not None:
-            if scaler is not None:
-                scaler.unscale_(opt)
-            self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        if scaler is not None:
-            scaler.step(opt)
-            scaler.update()
+        self._stepper = Stepper(self.model, loss_fn, self.optimizer, dev, prec, self.plan,
+                                epochs=self.epochs, observers=observers, stop=stop)
+        return self._stepper
+
+    def _store(self) -> Any:
+        from mlnb.training.runs import RunStore
+
+        if self.regs.given is not None:
+            return RunStore.from_registry(self.regs.given)
+        return RunStore.default()
+
+    def open(self, params: dict[str, Any]) -> None:
+        """Find the run to resume, or create a new one; load its last checkpoint."""
+        if self.keep is None:
+            return
+        store = self._store()
+        sig = signature(self.model, self.optimizer)
+        if self.resume:
+            self.handle = store.find_resumable(self.run_name, signature=sig)
+        if self.handle is not None:
+            self.resumed = True
+            self.handle.resume()  # claims it: running, in this process
+            self._restore(self.handle.load())
         else:
-            opt.step()
-        opt.zero_grad(set_to_none=True)
+            self.handle = store.create(self.run_name, signature=sig, monitor=self.plan.monitor,
+                                       mode=self.plan.mode, params=params)
+        self.run_id = self.handle.run_id
 
-    def run_epoch(self, loader: Iterable[Any], epoch: int) -> dict[str, Any]:
-        """Train one epoch; return the start of its history row."""
-        torch, model, accum = self.torch, self.model, self.plan.grad_accum
-        lr = _lr(self.optimizer)
-        model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        t0 = time.perf_counter()
-        window = torch.zeros((), device=self.device)
-        window_n = 0
-        total, total_n = 0.0, 0
-        micro = 0
-        for batch in loader:
-            inputs, targets = self._pair(batch, "train_loader")
-            with self.autocast():
-                loss = self.loss_fn(model(inputs), targets)
-            scaled = loss / accum if accum > 1 else loss
-            if self.scaler is not None:
-                scaled = self.scaler.scale(scaled)
-            scaled.backward()
-            micro += 1
-            if micro % accum == 0:
-                self._optimizer_step()
-            n = _count(targets)
-            window += loss.detach().float() * n  # on the device: no host sync here
-            window_n += n
-            self.global_step += 1
-            if self.global_step % self.plan.log_every == 0:
-                total += self._log(window, window_n, epoch)
-                total_n += window_n
-                window.zero_()
-                window_n = 0
-        if micro % accum:
-            self._optimizer_step()
-        if window_n:
-            total += self._log(window, window_n, epoch)
-            total_n += window_n
-        elapsed = time.perf_counter() - t0
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Put the model, optimizer, scheduler, scaler, generators and counters back."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        stepper = self._stepper
+        if stepper.scaler is not None and state.get("scaler") is not None:
+            stepper.scaler.load_state_dict(state["scaler"])
+        loop = state["loop"]
+        stepper.global_step = loop["global_step"]
+        stepper.steps = [tuple(s) for s in loop["steps"]]
+        stepper.partial = dict(loop["partial"])
+        stepper.best_value = loop["best_value"]
+        self.history = [dict(row) for row in loop["history"]]
+        self.best_epoch, self.best_value, self.stale = (
+            loop["best_epoch"], loop["best_value"], loop["stale"])
+        self.state = state
+        self.data_seed = loop.get("data_seed")
+        if loop["batch"]:
+            self.start_epoch = loop["epoch"]  # generators are put back when its batches start
+        else:
+            self.start_epoch = loop["epoch"] + 1
+            restore_rng(state["rng"])
+
+    # -- checkpoints ---------------------------------------------------------------
+
+    def _state(self, epoch: int, batch: int) -> dict[str, Any]:
+        stepper = self._stepper
         return {
-            "epoch": epoch,
-            "train_loss": total / total_n if total_n else math.nan,
-            "lr": lr,
-            "epoch_time_s": elapsed,
-            "samples_per_s": total_n / elapsed if elapsed > 0 else math.nan,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": stepper.scaler.state_dict() if stepper.scaler is not None else None,
+            "rng": capture_rng(),
+            "loop": {
+                "epoch": epoch, "global_step": stepper.global_step, "batch": batch,
+                "best_epoch": self.best_epoch, "best_value": self.best_value,
+                "stale": self.stale, "partial": dict(stepper.partial),
+                "rng_epoch_start": self.rng_epoch_start if batch else None,
+                "history": self.history, "steps": [list(s) for s in stepper.steps],
+                "data_seed": self.data_seed,
+            },
         }
 
-    def _log(self, window: torch.Tensor, n: int, epoch: int) -> float:
-        """Read the summed loss back (the one host sync) and log its mean; return the sum."""
-        summed = window.item()
-        self.steps.append((self.global_step, epoch, summed / n))
-        return summed
+    def checkpoint(self, epoch: int, batch: int, kind: str, value: float | None) -> str | None:
+        if self.handle is None:
+            return None
+        info = self.handle.save_checkpoint(
+            self._state(epoch, batch), epoch=epoch, step=self._stepper.global_step,
+            batch=batch, kind=kind, value=value, keep=self.keep, history=self.history,
+            steps=self._stepper.steps, best_epoch=self.best_epoch, best_value=self.best_value,
+        )
+        return info.file
 
-    def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
-        """Validation loss and metrics over *loader*, read from the device once."""
-        torch, model = self.torch, self.model
-        t0 = time.perf_counter()
-        model.eval()
-        streamed = [s for s in self.plan.metrics if s.fn is None]
-        custom = [s for s in self.plan.metrics if s.fn is not None]
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        outputs, targets_all = [], []
-        n = 0
-        with torch.no_grad():
-            for batch in loader:
-                inputs, targets = self._pair(batch, "val_loader")
-                with self.autocast():
-                    out = model(inputs)
-                    loss = self.loss_fn(out, targets)
-                k = _count(targets)
-                loss_sum += loss.float() * k
-                n += k
-                if streamed:
-                    correct += accuracy_count(out, targets)
-                if custom:
-                    outputs.append(out.float())
-                    targets_all.append(targets)
-        row: dict[str, float] = {"val_loss": loss_sum.item() / n if n else math.nan}
-        for spec in streamed:
-            row[spec.column] = correct.item() / n if n else math.nan
-        if custom:
-            out_cat, tgt_cat = _cat(torch, outputs), _cat(torch, targets_all)
-            for spec in custom:
-                row[spec.column] = _metric_value(spec, out_cat, tgt_cat)
-        row["_val_time_s"] = time.perf_counter() - t0
-        return row
+    # -- the epochs ----------------------------------------------------------------
+
+    def train(self, stepper: Any, train_source: Any, val_source: Any, *, scheduler: Any,
+              early_stop: int | None, stop: StopSignal) -> None:
+        """Run the epochs from :attr:`start_epoch`; leave the outcome in :attr:`status`."""
+        plan, observers = self.plan, stepper.observers
+        epoch = self.start_epoch
+        from mlnb.training.batches import TensorBatches
+
+        if isinstance(train_source, TensorBatches):
+            # The shuffled orders come from this seed: a resumed run must use the same one.
+            if self.data_seed is not None:
+                train_source.seed = self.data_seed
+            self.data_seed = train_source.seed
+        try:
+            for epoch in range(self.start_epoch, self.epochs + 1):
+                begin = 0
+                if self.state is not None and epoch == self.start_epoch:
+                    begin = self.state["loop"]["batch"]
+                batches = self._batches(train_source, epoch, begin)
+                outcome = stepper.run_epoch(batches, epoch, start=begin,
+                                            steps_per_epoch=_length(train_source))
+                if outcome.end == "diverged":
+                    self._diverged(outcome.message)
+                    return
+                if outcome.end == "stopped":
+                    self.checkpoint(epoch, stepper.batch, "stop", None)
+                    self._finish("stopped", outcome.message)
+                    return
+                stepper.at_boundary = False  # until this epoch's checkpoint is written
+                raw = outcome.row
+                if val_source is not None:
+                    raw.update(stepper.evaluate(_epoch_batches(val_source, epoch, 0)))
+                raw["epoch_time_s"] += raw.pop("_val_time_s", 0.0)
+                row = {column: raw[column] for column in plan.columns}
+                self.history.append(row)
+                value = row[plan.monitor]
+                if _better(value, self.best_value, plan.mode):
+                    self.best_epoch, self.best_value, self.stale = epoch, float(value), 0
+                else:
+                    self.stale += 1
+                stepper.best_value = self.best_value
+                if scheduler is not None:
+                    _step_scheduler(scheduler, value)
+                stepper.partial = {"total": 0.0, "n": 0, "time": 0.0}
+                file = self.checkpoint(epoch, 0, "epoch", value)
+                stepper.batch = 0
+                stepper.at_boundary = True
+                observers.send("epoch", EpochEnd(
+                    row=row, epochs=self.epochs, monitor=plan.monitor,
+                    best_epoch=self.best_epoch, best_value=self.best_value, checkpoint=file,
+                ))
+                if early_stop is not None and self.stale >= early_stop:
+                    self._finish("stopped_early", f"no better {plan.monitor} for "
+                                 f"{early_stop} epochs")
+                    return
+                if stop.requested:
+                    self._finish("stopped", stop.reason)
+                    return
+            self._finish("finished")
+        except KeyboardInterrupt:
+            # A clean place (between optimizer steps, mid-epoch): keep it for resume.
+            if stepper.at_boundary and stepper.batch:
+                self.checkpoint(epoch, stepper.batch, "stop", None)
+            # No half-accumulated gradient is left for the next cell.
+            self.optimizer.zero_grad(set_to_none=True)
+            self._finish("interrupted", "interrupted; resume=True continues from the last "
+                         "checkpoint")
+        except BaseException:
+            self._finish("failed")
+            raise
+
+    def _batches(self, source: Any, epoch: int, begin: int) -> Iterable[Any]:
+        """The epoch's batches, with every generator where it was when a resumed run stopped."""
+        if self.handle is None:
+            return _epoch_batches(source, epoch, 0)
+        if not begin:
+            self.rng_epoch_start = capture_rng()
+            return _epoch_batches(source, epoch, 0)
+        loop = self.state["loop"]
+        self.rng_epoch_start = loop["rng_epoch_start"]
+        restore_rng(self.rng_epoch_start)  # the loader draws its order as it did then
+        batches = _epoch_batches(source, epoch, begin)
+        restore_rng(self.state["rng"])
+        return batches
+
+    def _diverged(self, message: str) -> None:
+        last = self.handle.last_checkpoint() if self.handle is not None else None
+        if last is not None:
+            self.model.load_state_dict(self.handle.load(last)["model"])
+            message += (f"; the model has the weights of the last good checkpoint "
+                        f"(epoch {last.epoch}, step {last.step})")
+        self.optimizer.zero_grad(set_to_none=True)
+        self._finish("diverged", message)
+
+    def _finish(self, status: str, message: str = "") -> None:
+        self.status, self.message = status, message
+        if self.handle is not None:
+            self.handle.update(history=self.history, steps=self._stepper.steps,
+                               best_epoch=self.best_epoch, best_value=self.best_value)
+            self.handle.close(status)
+
+    # -- the result ------------------------------------------------------------------
+
+    def result(self, *, version: Any, elapsed_s: float, epochs: int, device: str,
+               precision: str) -> Run:
+        import pandas as pd
+
+        checkpoints = tuple(self.handle.checkpoints) if self.handle is not None else ()
+        best = None
+        if self.handle is not None:
+            best = self.handle.best_checkpoint()
+        return Run(
+            history=pd.DataFrame(self.history, columns=self.plan.columns),
+            steps=pd.DataFrame(self._stepper.steps, columns=["step", "epoch", "loss"]),
+            status=self.status, best_epoch=self.best_epoch, best_value=self.best_value,
+            monitor=self.plan.monitor, mode=self.plan.mode, epochs=epochs, device=device,
+            precision=precision, version=version, elapsed_s=elapsed_s, name=self.run_name,
+            run_id=self.run_id, checkpoints=checkpoints, best_checkpoint=best,
+            resumed=self.resumed, message=self.message,
+        )
 
 
-def _metric_value(spec: MetricSpec, outputs: Any, targets: Any) -> float:
-    value = spec.fn(outputs, targets)
-    try:
-        return float(value)
-    except (TypeError, ValueError) as err:
-        raise InvalidArgument(
-            f"metric {spec.name!r} must return a number, got {type(value).__name__}"
-        ) from err
-
-
-def _cat(torch: Any, parts: list[Any]) -> Any:
-    if parts and all(isinstance(p, torch.Tensor) for p in parts):
-        return torch.cat(parts) if parts[0].ndim else torch.stack(parts)
-    return parts
-
-
-def _count(targets: Any) -> int:
-    """Samples in a batch, from shape metadata only (no device sync)."""
-    shape = getattr(targets, "shape", None)
-    if shape is not None and len(shape):
-        return int(shape[0])
-    try:
-        return len(targets)
-    except TypeError:
-        return 1
-
-
-def _lr(optimizer: Any) -> float:
-    lr = optimizer.param_groups[0].get("lr", math.nan)
-    return float(lr)
-
-
-def _register(name: str, registry: Any, model: Any, loop: _Loop, plan: Plan,
-              best_value: float | None, *, epochs: int, optimizer: Any, scheduler: Any,
-              seed: int | None,
-              precision: Precision, device: Any, train_loader: Any) -> Any:
-    """Register the trained model with its final metrics and hyper-parameters."""
-    last = loop.history[-1] if loop.history else {}
-    metrics = {k: v for k, v in last.items()
-               if k == "train_loss" or k.startswith("val_")}
-    if best_value is not None:
-        metrics[f"best_{plan.monitor}"] = best_value
-    batch_size = getattr(train_loader, "batch_size", None)
-    lr = loop.history[0]["lr"] if loop.history else _lr(optimizer)
+def _params(plan: Any, *, epochs: int, optimizer: Any, scheduler: Any, seed: int | None,
+            precision: Any, device: Any, loader: Any, batch_size: int | None,
+            keep: str | None, init_from: str | None, run_name: str) -> dict[str, Any]:
+    """The run's hyper-parameters, as registered and sent to trackers."""
+    size = batch_size if batch_size is not None else getattr(loader, "batch_size", None)
+    group = optimizer.param_groups[0]
+    lr = float(group.get("lr", math.nan))
     params = {
         "epochs": epochs,
-        "epochs_run": len(loop.history),
         "lr": lr if math.isfinite(lr) else None,
-        "batch_size": batch_size if isinstance(batch_size, int) else None,
+        "batch_size": size if isinstance(size, int) else None,
         "grad_accum": plan.grad_accum,
         "clip_grad": plan.clip_grad,
         "seed": seed,
         "precision": precision.name,
         "device": device.type,
         "optimizer": type(optimizer).__name__,
+        "weight_decay": group.get("weight_decay"),
         "scheduler": type(scheduler).__name__ if scheduler is not None else None,
         "monitor": plan.monitor,
+        "mode": plan.mode,
+        "keep": keep,
+        "init_from": init_from,
+        "run": run_name,
     }
-    tags = {"trained_with": "mlnb.train"}
-    if registry is not None:
-        return registry.register(name, model, metrics=metrics, params=params, tags=tags)
-    from mlnb.registry.client import Registry
-
-    with Registry() as reg:
-        return reg.register(name, model, metrics=metrics, params=params, tags=tags)
+    return {k: v for k, v in params.items()
+            if v is None or isinstance(v, (str, int, float, bool))}

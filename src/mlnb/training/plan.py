@@ -34,7 +34,9 @@ class Plan:
 def check_arguments(*, model: Any, train_loader: Any, val_loader: Any, loss_fn: Any,
                     optimizer: Any, epochs: Any, metrics: Any, monitor: Any, mode: Any,
                     early_stop: Any, grad_accum: Any, clip_grad: Any, seed: Any, register: Any,
-                    log_every: Any) -> Plan:
+                    log_every: Any, name: Any = None, resume: Any = False, checkpoint: Any = True,
+                    register_from: Any = None, init_from: Any = None, batch_size: Any = None,
+                    shuffle: Any = True, source: Any = None, fast_data: Any = True) -> Plan:
     """Check every argument and return the plan; raise before anything is trained."""
     import torch
 
@@ -50,11 +52,11 @@ def check_arguments(*, model: Any, train_loader: Any, val_loader: Any, loss_fn: 
             f"loss_fn must be callable as loss_fn(outputs, targets), not {loss_fn!r}: "
             "e.g. torch.nn.functional.cross_entropy"
         )
-    for name, loader in (("train_loader", train_loader), ("val_loader", val_loader)):
+    for where, loader in (("train_loader", train_loader), ("val_loader", val_loader)):
         if loader is not None and not hasattr(loader, "__iter__"):
             raise InvalidArgument(
-                f"{name} must be iterable (a DataLoader or any iterable of (inputs, targets)), "
-                f"not {type(loader).__name__}"
+                f"{where} must be iterable (a DataLoader, any iterable of (inputs, targets), "
+                f"or tensors (X, y) with batch_size=...), not {type(loader).__name__}"
             )
     _positive_int("epochs", epochs)
     _positive_int("grad_accum", grad_accum)
@@ -70,10 +72,9 @@ def check_arguments(*, model: Any, train_loader: Any, val_loader: Any, loss_fn: 
         )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise InvalidArgument(f"seed must be a non-negative int or None, got {seed!r}")
-    if register is not None:
-        from mlnb.refs import check_name
-
-        check_name(register)
+    _check_run_options(name=name, register=register, resume=resume, checkpoint=checkpoint,
+                       register_from=register_from, init_from=init_from, batch_size=batch_size,
+                       shuffle=shuffle, source=source, fast_data=fast_data)
 
     specs = normalize_metrics(metrics, has_val=val_loader is not None)
     columns = ["epoch", "train_loss"]
@@ -104,6 +105,42 @@ def check_arguments(*, model: Any, train_loader: Any, val_loader: Any, loss_fn: 
                  clip_grad=None if clip_grad is None else float(clip_grad),
                  log_every=log_every,
                  columns=[*columns, "lr", "epoch_time_s", "samples_per_s"])
+
+
+def _check_run_options(*, name: Any, register: Any, resume: Any, checkpoint: Any,
+                       register_from: Any, init_from: Any, batch_size: Any, shuffle: Any,
+                       source: Any, fast_data: Any) -> None:
+    from mlnb.refs import check_name, parse_ref
+
+    for label, value in (("name", name), ("register", register)):
+        if value is not None:
+            if not isinstance(value, str):
+                raise InvalidArgument(f"{label} must be a model name (str), not {value!r}")
+            check_name(value)
+    for label, value in (("resume", resume), ("checkpoint", checkpoint), ("shuffle", shuffle),
+                         ("fast_data", fast_data)):
+        if not isinstance(value, bool):
+            raise InvalidArgument(f"{label} must be True or False, not {value!r}")
+    if resume and not checkpoint:
+        raise InvalidArgument("resume=True needs checkpoints: drop checkpoint=False")
+    if register_from not in (None, "best", "last"):
+        raise InvalidArgument(f"register_from must be 'best' or 'last', not {register_from!r}")
+    if register_from == "best" and not checkpoint:
+        raise InvalidArgument(
+            "register_from='best' needs the best checkpoint: drop checkpoint=False, "
+            "or register_from='last'"
+        )
+    if init_from is not None:
+        if not isinstance(init_from, str):
+            raise InvalidArgument(
+                f"init_from must be a registry reference such as 'mnist-mlp@production', "
+                f"not {init_from!r}"
+            )
+        parse_ref(init_from)
+    if batch_size is not None:
+        _positive_int("batch_size", batch_size)
+    if source is not None and not isinstance(source, str):
+        raise InvalidArgument(f"source must be the training code as a str, not {source!r}")
 
 
 def _positive_int(name: str, value: Any, hint: str = "") -> None:
