@@ -102,6 +102,8 @@ def test_keyboard_interrupt_between_steps_keeps_a_checkpoint_and_resumes_exactly
     assert same_weights(weights(model), unbroken[0])
     ref = unbroken[1].history
     assert resumed.history["val_loss"].tolist() == pytest.approx(ref["val_loss"].tolist())
+    # the interrupted epoch's loss adds up the batches before and after the interrupt
+    assert resumed.history["train_loss"].tolist() == pytest.approx(ref["train_loss"].tolist())
     assert resumed.best_epoch == unbroken[1].best_epoch
 
 
@@ -147,6 +149,7 @@ def test_in_memory_tensors_resume_to_the_same_weights():
     resumed, got = run(resume=True)
     assert resumed.resumed and resumed.status == "finished"
     assert same_weights(got, expected)
+    assert resumed.history["train_loss"].tolist() == pytest.approx(ref.history["train_loss"].tolist())
     assert resumed.history["val_loss"].tolist() == pytest.approx(ref.history["val_loss"].tolist())
 
 

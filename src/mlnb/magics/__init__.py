@@ -31,14 +31,24 @@ __all__ = ["MlnbMagics", "complete", "load", "unload"]
 
 
 def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn an :class:`MlnbError` into a plain UsageError: one line, no traceback."""
+    """Turn an :class:`MlnbError` into a plain UsageError: one line, no traceback.
+
+    An error from the user's own code in a ``%%mlnb train`` cell (marked
+    ``_mlnb_cell`` by :mod:`mlnb.magics.train`) keeps its traceback, as in any cell.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except MlnbError as err:
-            raise UsageError(f"{type(err).__name__}: {err}") from None
+        except BaseException as err:
+            if getattr(err, "_mlnb_cell", False):
+                # The user's code in a %%mlnb train cell failed: show it as a normal cell would.
+                __tracebackhide__ = True  # noqa: F841 (read by IPython's traceback)
+                raise
+            if isinstance(err, MlnbError):
+                raise UsageError(f"{type(err).__name__}: {err}") from None
+            raise
 
     return wrapper
 
@@ -79,15 +89,35 @@ class MlnbMagics(Magics):
             raise UsageError(
                 f"%mlnb: unknown command {name!r}{suggest(name, COMMANDS)} (see %mlnb --help)"
             )
-        if cell is not None:
-            if name != "sql":
-                raise UsageError(f"%%mlnb {name}: only 'sql' takes a cell; use %mlnb {name}")
+        if cell is not None and command.cell is None:
+            raise UsageError(f"%%mlnb {name}: only {_cell_commands()}; use %mlnb {name}")
+        if cell is not None and command.cell == "argument":
             rest = [*rest, cell]
         try:
             args = command.parser.parse_args(rest)
         except HelpShown:
             return None
+        if command.cell == "code":
+            if cell is None:
+                raise UsageError(f"%mlnb {name} needs a cell: put %%mlnb {line} on the first "
+                                 f"line of a cell and the code below it (%mlnb {name} --help)")
+            args.cell, args.line, args.shell = cell, line, self.shell
+            __tracebackhide__ = True  # noqa: F841 (only the call below is left: show its frames)
         return command.run(self.registry, args, self.shell.user_ns)
+
+
+def _cell_commands() -> str:
+    """``'sql' takes a cell as its query, and 'train' as its code``, from the table."""
+    uses: list[str] = []
+    for name, command in COMMANDS.items():
+        if command.cell == "argument":  # the cell is its last positional argument
+            what = [a.dest for a in command.parser._actions if not a.option_strings][-1]
+        elif command.cell:
+            what = command.cell
+        else:
+            continue
+        uses.append(f"'{name}' {'' if uses else 'takes a cell '}as its {what}")
+    return ", and ".join(uses)
 
 
 def complete(magics: MlnbMagics, line: str) -> list[str]:

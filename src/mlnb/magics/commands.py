@@ -4,6 +4,11 @@ Each function takes the registry, the parsed arguments and the shell's user
 namespace, calls one :class:`~mlnb.Registry` method and returns its result
 object (which displays itself), so ``v = %mlnb show m:3`` works.  Parsers
 raise :class:`~IPython.core.error.UsageError`, which IPython shows as one line.
+
+A command may take a cell (``Command.cell``): ``"argument"`` appends the cell
+as its last argument (``%%mlnb sql``); ``"code"`` makes it a cell-only command
+whose function gets the cell as ``args.cell``, the magic line as ``args.line``
+and the shell as ``args.shell`` (``%%mlnb train``, :mod:`mlnb.magics.train`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from IPython.core.error import UsageError
+
+from mlnb.magics import train as _train
 
 __all__ = ["COMMANDS", "Command", "HelpShown", "usage"]
 
@@ -66,16 +73,19 @@ class Command:
     run: Callable[[Any, argparse.Namespace, dict[str, Any]], Any]
     refs: tuple[str, ...] = ()      # positional slots that take a reference (completion)
     names: tuple[str, ...] = ()     # positional slots that take a model name (completion)
+    cell: str | None = None         # "argument" or "code": what a %%mlnb cell is to it
+    cell_help: str = ""             # the cell form's line in %mlnb --help
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def _command(name: str, help: str, refs: tuple[str, ...] = (), names: tuple[str, ...] = ()):
+def _command(name: str, help: str, refs: tuple[str, ...] = (), names: tuple[str, ...] = (),
+             cell: str | None = None, cell_help: str = ""):
     parser = _Parser(prog=f"%mlnb {name}", description=help, add_help=True)
 
     def register(func: Callable[[Any, argparse.Namespace, dict[str, Any]], Any]) -> argparse.ArgumentParser:
-        COMMANDS[name] = Command(parser, func, refs, names)
+        COMMANDS[name] = Command(parser, func, refs, names, cell, cell_help)
         return parser
 
     return parser, register
@@ -180,7 +190,8 @@ _p.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
 _p.add_argument("--trust", action="store_true", help="allow unpickling (only for artifacts you trust)")
 _reg(lambda reg, a, ns: reg.load(a.ref, device=a.device, trust=a.trust))
 
-_p, _reg = _command("sql", "read-only SQL over the registry views (cell: %%mlnb sql)")
+_p, _reg = _command("sql", "read-only SQL over the registry views (cell: %%mlnb sql)",
+                    cell="argument", cell_help="the cell is the query")
 _p.add_argument("query", nargs="*", help="the query (or write it in the cell body)")
 _reg(lambda reg, a, ns: reg.sql(" ".join(a.query)))
 
@@ -216,6 +227,12 @@ def _panel(reg, a, ns):  # noqa: ANN001
     return RegistryPanel(reg, a.name, auto_refresh=a.auto_refresh)
 
 
+_p, _reg = _command("train", "train the model the cell builds, with mlnb.train (cell only)",
+                    cell="code", cell_help="the cell is code that builds model, optimizer, "
+                    "train_loader, ...")
+_train.add_arguments(_p)
+_reg(_train.run)
+
 del _p, _reg
 
 
@@ -224,5 +241,8 @@ def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: %mlnb COMMAND [ARGS]   (%mlnb COMMAND --help for details)", "", "commands:"]
     lines += [f"  {name.ljust(width)}  {cmd.parser.description}" for name, cmd in COMMANDS.items()]
-    lines += ["", "cell form: %%mlnb sql  (the cell is the query)"]
+    cells = {f"%%mlnb {name}": cmd.cell_help for name, cmd in COMMANDS.items() if cmd.cell}
+    width = max(map(len, cells))
+    lines += ["", "cell form:"]
+    lines += [f"  {form.ljust(width)}  {text}" for form, text in cells.items()]
     return "\n".join(lines)

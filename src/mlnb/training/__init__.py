@@ -9,5 +9,7 @@ from __future__ import annotations
 from mlnb.training.devices import Precision, resolve_device, resolve_precision
 from mlnb.training.history import Run
 from mlnb.training.loop import TrainingWarning, train
+from mlnb.training.state import seed_everything
 
-__all__ = ["Precision", "Run", "TrainingWarning", "resolve_device", "resolve_precision", "train"]
+__all__ = ["Precision", "Run", "TrainingWarning", "resolve_device", "resolve_precision",
+           "seed_everything", "train"]

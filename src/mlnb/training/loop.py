@@ -25,7 +25,7 @@ from mlnb.training.devices import resolve_device, resolve_precision
 from mlnb.training.events import EpochEnd, Observers, RunEnd, RunStart
 from mlnb.training.history import Run
 from mlnb.training.plan import check_arguments
-from mlnb.training.state import capture_rng, restore_rng, signature
+from mlnb.training.state import capture_rng, restore_rng, seed_everything, signature
 from mlnb.training.stopping import StopSignal
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def train(
     prec = resolve_precision(precision, dev)
     observers = _observers(progress, track)
     if seed is not None:
-        _seed(seed)
+        seed_everything(seed)
 
     from mlnb.training.batches import tensor_batches
 
@@ -264,19 +264,6 @@ def _run(session: _Session, stepper: Any, stop: StopSignal, train_source: Any,
         model.train(was_training)
     if session.status == "diverged":
         warnings.warn(session.message, TrainingWarning, stacklevel=3)
-
-
-def _seed(seed: int) -> None:
-    import random
-    import sys
-
-    import torch
-
-    random.seed(seed)
-    torch.manual_seed(seed)
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed(seed % 2**32)
 
 
 def _observers(progress: Any, track: Any) -> Observers:

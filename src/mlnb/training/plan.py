@@ -47,6 +47,13 @@ def check_arguments(*, model: Any, train_loader: Any, val_loader: Any, loss_fn: 
             f"optimizer must be a torch.optim.Optimizer, not {type(optimizer).__name__}: "
             "e.g. torch.optim.AdamW(model.parameters(), lr=1e-3)"
         )
+    own = {id(p) for p in model.parameters()}
+    if any(id(p) not in own for group in optimizer.param_groups for p in group["params"]):
+        raise InvalidArgument(
+            "the optimizer holds parameters that are not the model's (was the model rebuilt "
+            "after the optimizer?); build it from this model: "
+            "torch.optim.AdamW(model.parameters(), lr=1e-3)"
+        )
     if not callable(loss_fn):
         raise InvalidArgument(
             f"loss_fn must be callable as loss_fn(outputs, targets), not {loss_fn!r}: "

@@ -15,7 +15,21 @@ import random
 import sys
 from typing import Any
 
-__all__ = ["capture_rng", "restore_rng", "signature"]
+__all__ = ["capture_rng", "restore_rng", "seed_everything", "signature"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and every GPU), Python's ``random`` and NumPy's global generator.
+
+    NumPy is seeded only when something imported it already (it is not imported for this).
+    """
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(seed % 2**32)
 
 
 def capture_rng() -> dict[str, Any]:

@@ -70,6 +70,7 @@ class Stepper:
             (lambda: torch.autocast(device.type, dtype=precision.torch_dtype))
             if precision.autocast else contextlib.nullcontext
         )
+        self.autocasting = precision.autocast
         self.scaler = torch.amp.GradScaler(device.type) if precision.grad_scaler else None
         self.global_step = 0
         self.steps: list[tuple[int, int, float]] = []
@@ -92,6 +93,12 @@ class Stepper:
         return obj
 
     def _pair(self, batch: Any, where: str) -> tuple[Any, Any]:
+        if type(batch) in (list, tuple) and len(batch) == 2:  # the common case, quickly
+            inputs, targets = batch
+            tensor, device = self.torch.Tensor, self.device
+            if type(inputs) is tensor and type(targets) is tensor:
+                return (inputs.to(device, non_blocking=True),
+                        targets.to(device, non_blocking=True))
         if not isinstance(batch, (list, tuple)) or len(batch) != 2:
             raise InvalidArgument(
                 f"{where} must yield (inputs, targets) pairs, got {type(batch).__name__}"
@@ -130,6 +137,20 @@ class Stepper:
             opt.step()
         opt.zero_grad(set_to_none=True)
 
+    def _forward_backward(self, inputs: Any, targets: Any) -> torch.Tensor:
+        """Forward, loss and backward of one micro-batch; return the unscaled loss."""
+        if self.autocasting:
+            with self.autocast():
+                loss = self.loss_fn(self.model(inputs), targets)
+        else:
+            loss = self.loss_fn(self.model(inputs), targets)
+        accum = self.plan.grad_accum
+        scaled = loss / accum if accum > 1 else loss
+        if self.scaler is not None:
+            scaled = self.scaler.scale(scaled)
+        scaled.backward()
+        return loss
+
     def run_epoch(self, batches: Iterable[Any], epoch: int, *, start: int = 0,
                   steps_per_epoch: int | None = None) -> EpochOutcome:
         """Train one epoch over *batches*, which begin at batch *start* of the epoch.
@@ -152,40 +173,45 @@ class Stepper:
         want_progress = observers.wants("progress")
         next_progress = time.perf_counter() + self.progress_interval
         end, message = "done", ""
-        for batch in batches:
-            self.at_boundary = False
-            inputs, targets = self._pair(batch, "train_loader")
-            with self._first_batch("train_loader", inputs, targets):
-                with self.autocast():
-                    loss = self.loss_fn(model(inputs), targets)
-                scaled = loss / accum if accum > 1 else loss
-                if self.scaler is not None:
-                    scaled = self.scaler.scale(scaled)
-                scaled.backward()
-            micro += 1
-            if micro % accum == 0:
-                self._optimizer_step()
-            n = _count(targets)
-            window += loss.detach().float() * n  # on the device: no host sync here
-            window_n += n
-            self.global_step += 1
-            self.batch += 1
-            if self.global_step % plan.log_every == 0:
-                if not self._flush(window, window_n, epoch):
-                    end, message = "diverged", self._diverged_message(epoch)
-                    break
-                window.zero_()
-                window_n = 0
-            if micro % accum == 0:
-                self.at_boundary = True
-                if stop is not None and stop.requested:
-                    end, message = "stopped", stop.reason
-                    break
-            if want_progress:
-                now = time.perf_counter()
-                if now >= next_progress:
-                    next_progress = now + self.progress_interval
-                    self._send_progress(epoch, steps_per_epoch, now - t0)
+        forward_backward = self._forward_backward
+        try:
+            for batch in batches:
+                self.at_boundary = False
+                inputs, targets = self._pair(batch, "train_loader")
+                if self._checked["train_loader"]:
+                    loss = forward_backward(inputs, targets)
+                else:
+                    with self._first_batch("train_loader", inputs, targets):
+                        loss = forward_backward(inputs, targets)
+                micro += 1
+                if micro % accum == 0:
+                    self._optimizer_step()
+                n = _count(targets)
+                window.add_(loss.detach(), alpha=n)  # on the device: no host sync here
+                window_n += n
+                self.global_step += 1
+                self.batch += 1
+                if self.global_step % plan.log_every == 0:
+                    if not self._flush(window, window_n, epoch):
+                        end, message = "diverged", self._diverged_message(epoch)
+                        break
+                    window.zero_()
+                    window_n = 0
+                if micro % accum == 0:
+                    self.at_boundary = True
+                    if stop is not None and stop.requested:
+                        end, message = "stopped", stop.reason
+                        break
+                if want_progress:
+                    now = time.perf_counter()
+                    if now >= next_progress:
+                        next_progress = now + self.progress_interval
+                        self._send_progress(epoch, steps_per_epoch, now - t0)
+        except KeyboardInterrupt:
+            if self.at_boundary and window_n:  # the sums so far, right for a resume
+                self._flush(window, window_n, epoch)
+            self.partial["time"] = time.perf_counter() - t0
+            raise
         if end == "done":
             if micro % accum:
                 self._optimizer_step()
