@@ -196,3 +196,8 @@ def test_html_escapes_names_from_users_and_caps_the_history(read_html):
     assert HOSTILE in page.text and "&lt;img" in markup
     assert "… 15 more earlier epochs …" in page.text
     assert page.count("tr") == 3 + 12   # metrics: head + 2 rows; history: head, "more", 10 rows
+
+
+def test_durations_read_like_tqdm():
+    assert [fmt_duration(s) for s in (None, math.inf, 0.4, 5, 83, 3725)] == [
+        "", "", "0:00", "0:05", "1:23", "1:02:05"]

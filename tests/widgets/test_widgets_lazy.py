@@ -74,7 +74,7 @@ def test_the_package_exports_resolve():
     import mlnb.widgets
     from mlnb.widgets.panel import RegistryPanel
 
-    assert mlnb.widgets.__all__ == sorted(mlnb.widgets.__all__) == ["RegistryPanel"]
+    assert mlnb.widgets.__all__ == sorted(mlnb.widgets.__all__) == ["RegistryPanel", "TrainingMonitor"]
     assert mlnb.widgets.RegistryPanel is RegistryPanel
     assert "RegistryPanel" in dir(mlnb.widgets)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):

@@ -30,8 +30,8 @@ from typing import Any, Callable, Iterable, Mapping
 from mlnb.display.markup import STYLE, esc, more_row, table
 from mlnb.display.text import fmt_metric, human_size
 
-__all__ = ["PARTS", "MonitorState", "Series", "fmt_duration", "render_html", "render_text",
-           "view"]
+__all__ = ["MonitorState", "PARTS", "Series", "chart_svg", "fmt_duration", "render_html",
+           "render_text", "view"]
 
 PARTS = ("status", "header", "bar", "metrics", "history", "curves", "gpu", "note")
 DONE = ("finished", "stopped_early", "stopped", "interrupted", "diverged", "failed")
@@ -205,6 +205,12 @@ class MonitorState:
         self.version = f"{version.name}:{version.version}" if version is not None else ""
         self.changed.update(PARTS)
 
+    def abort(self, status: str) -> None:
+        """The run raised (``status`` is ``"failed"``): it is over, with no result."""
+        self.status = status
+        self.message = "the training raised an error (see the traceback below)"
+        self.changed.update(PARTS)
+
     # -- bookkeeping -------------------------------------------------------------------
 
     def _add_step(self, step: int, epoch: int, loss: float) -> None:
@@ -242,7 +248,7 @@ class MonitorState:
 
     def samples_per_s(self) -> float | None:
         """Live within an epoch; the last epoch's own figure between epochs and at the end."""
-        live = not self.done and self.current_epoch > self._completed()
+        live = self.current_epoch > self._completed() and not (self.done and self.rows)
         rate = self.rates()[1] if live else None
         if rate is None and self.rows:
             rate = _number(self.rows[-1].get("samples_per_s"))
@@ -504,7 +510,7 @@ def render_text(state: MonitorState, width: int = 0, *, metrics: bool = False,
 
 # -- static HTML ----------------------------------------------------------------------------
 
-_W, _H, _L, _B = 360, 150, 48, 22   # chart width, height, left and bottom margins
+_W, _H, _L, _B = 360, 150, 48, 30   # chart width, height, left and bottom margins
 
 _TRAIN_STYLE = (
     "<style>"

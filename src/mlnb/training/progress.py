@@ -101,6 +101,11 @@ class TextProgress:
         self.state.end(event)
         self._write(render_text(self.state, metrics=True))
 
+    def abort(self, status: str) -> None:
+        """The run raised: end the live line with its status (the traceback follows)."""
+        self.state.abort(status)
+        self._write(render_text(self.state))
+
     # -- writing ------------------------------------------------------------------------
 
     def _columns(self) -> int:

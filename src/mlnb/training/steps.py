@@ -206,7 +206,7 @@ class Stepper:
                     now = time.perf_counter()
                     if now >= next_progress:
                         next_progress = now + self.progress_interval
-                        self._send_progress(epoch, steps_per_epoch, now - t0)
+                        self._send_progress(epoch, steps_per_epoch, now - t0, window_n)
         except KeyboardInterrupt:
             if self.at_boundary and window_n:  # the sums so far, right for a resume
                 self._flush(window, window_n, epoch)
@@ -248,14 +248,15 @@ class Stepper:
                 "training stopped: lower the learning rate, set clip_grad, or check the data "
                 "for NaN/inf")
 
-    def _send_progress(self, epoch: int, steps_per_epoch: int | None, epoch_elapsed: float) -> None:
+    def _send_progress(self, epoch: int, steps_per_epoch: int | None, epoch_elapsed: float,
+                       unread: int) -> None:
         memory = peak = None
         if self.device.type == "cuda":
             memory = self.torch.cuda.memory_allocated(self.device)
             peak = self.torch.cuda.max_memory_allocated(self.device)
         self.observers.send("progress", Progress(
             epoch=epoch, epochs=self.epochs, batch=self.batch, steps_per_epoch=steps_per_epoch,
-            global_step=self.global_step, samples=self.partial["n"],
+            global_step=self.global_step, samples=self.partial["n"] + unread,
             elapsed_s=time.perf_counter() - self.started, epoch_elapsed_s=epoch_elapsed,
             loss=self.steps[-1][2] if self.steps else None, best_value=self.best_value,
             gpu_memory=memory, gpu_memory_peak=peak,

@@ -1,4 +1,5 @@
-"""Notebook panels over the core API (thin): ``RegistryPanel`` browses a registry.
+"""Notebook panels over the core API (thin): ``RegistryPanel`` browses a registry,
+``TrainingMonitor`` shows a training run live (``mlnb.train(progress="auto")`` in a notebook).
 
 The panels are `anywidget <https://anywidget.dev>`_ widgets: synced traits in
 Python, an ES module and a style sheet shipped in ``static/``.  Importing this
@@ -13,12 +14,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["RegistryPanel"]
+__all__ = ["RegistryPanel", "TrainingMonitor"]
 
 # public name -> module that defines it; imported on first attribute access.
-_LAZY = {"RegistryPanel": "mlnb.widgets.panel"}
+_LAZY = {"RegistryPanel": "mlnb.widgets.panel", "TrainingMonitor": "mlnb.widgets.monitor"}
 
 if TYPE_CHECKING:
+    from mlnb.widgets.monitor import TrainingMonitor
     from mlnb.widgets.panel import RegistryPanel
 
 
