@@ -81,3 +81,37 @@ def test_a_loader_of_non_pairs_is_a_clear_error():
         train(model, (b for b in [x]), loss_fn=F.cross_entropy, device="cpu", progress=False,
               optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
     assert same_weights(before, weights(model))
+
+
+def test_a_tensor_on_another_device_names_the_fix():
+    """A loss weight left on another device (CPU vs CUDA in real life; meta here)."""
+    x, y = make_blobs(16)
+    model = make_net()
+    weight = torch.ones(2, device="meta")
+    with pytest.raises(InvalidArgument, match=r"the first batch of train_loader failed \("
+                       r"inputs \(16, 2\) float32, targets \(16,\) int64\): .*device.*; the "
+                       r"batch and the model are on cpu; move any other tensor"):
+        train(model, (x, y), batch_size=16, device="cpu", progress=False,
+              loss_fn=lambda out, t: F.cross_entropy(out, t, weight=weight),
+              optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_the_cuda_device_message_gets_the_same_hint():
+    from mlnb.training.steps import _first_batch_message
+
+    err = RuntimeError("Expected all tensors to be on the same device, but found at least "
+                       "two devices, cuda:0 and cpu!")
+    text = _first_batch_message("val_loader", torch.zeros(4, 3), torch.zeros(4), err, "cuda:0")
+    assert text.startswith("the first batch of val_loader failed (inputs (4, 3) float32, "
+                           "targets (4,) float32): Expected all tensors")
+    assert text.endswith("e.g. with .to('cuda:0')")
+
+
+def test_a_batch_of_the_wrong_shape_shows_its_shapes():
+    x, y = make_blobs(16)
+    model = make_net()
+    with pytest.raises(InvalidArgument, match=r"the first batch of train_loader failed \(inputs "
+                       r"\(8, 3\) float32, targets \(8,\) int64\): mat1 and mat2 shapes cannot be "
+                       r"multiplied .*check that the loader yields"):
+        train(model, (torch.randn(16, 3), y), batch_size=8, device="cpu", progress=False,
+              loss_fn=F.cross_entropy, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))

@@ -306,7 +306,8 @@ def _first_batch_message(where: str, inputs: Any, targets: Any, err: BaseExcepti
     if len(detail) > 300:
         detail = detail[:297] + "..."
     shown = f"inputs {_describe(inputs)}, targets {_describe(targets)}"
-    if "device" in detail and ("same device" in detail or "Expected" in detail):
+    lowered = detail.lower()
+    if "device" in lowered and ("same device" in lowered or "expected device" in lowered):
         hint = (f"the batch and the model are on {device}; move any other tensor the model "
                 f"or loss_fn uses (class weights, masks, buffers kept in a list) there too, "
                 f"e.g. with .to('{device}')")
