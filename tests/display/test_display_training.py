@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlnb.display.training import MonitorState, Series, fmt_duration, render_html, render_text, view
+from mlnb.display.monitor_state import MonitorState, Series
+from mlnb.display.training import fmt_duration, render_html, render_text, view
 from mlnb.training.events import EpochEnd, Progress, RunEnd, RunStart, StepLog
 
 HOSTILE = "<img src=x onerror=alert(1)>"

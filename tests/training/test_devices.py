@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from mlnb.errors import InvalidArgument
@@ -92,3 +94,21 @@ def test_wrappers_on_this_machine():
     assert resolve_precision("bf16", torch.device("cpu")).name == "bf16"
     with pytest.raises(InvalidArgument, match="fp16"):
         resolve_precision("fp16", "cpu")
+
+
+def test_a_cuda_run_over_a_pageable_dataloader_hints_pin_memory():
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from mlnb.training import TrainingWarning
+    from mlnb.training.loop import _hint_pinned_memory
+
+    data = TensorDataset(torch.zeros(4, 2), torch.zeros(4))
+    cuda = SimpleNamespace(type="cuda")
+    with pytest.warns(TrainingWarning, match=r"DataLoader\(\.\.\., pin_memory=True\)"):
+        _hint_pinned_memory(DataLoader(data), cuda)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _hint_pinned_memory(DataLoader(data, pin_memory=True), cuda)
+        _hint_pinned_memory(DataLoader(data), SimpleNamespace(type="cpu"))

@@ -148,7 +148,7 @@ def more_row(hidden: int, columns: int, noun: str) -> str:
 _LOWER = frozenset({
     "loss", "error", "err", "errors", "mse", "mae", "rmse", "mape", "smape", "msle", "rmsle",
     "nll", "logloss", "perplexity", "ppl", "wer", "cer", "latency", "fpr", "fnr", "eer",
-    "brier", "bpc", "bpd",
+    "brier", "bpc", "bpd", "ece",
 })
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 

@@ -4,6 +4,7 @@ One call runs these parts, each in its own module:
 
 - :mod:`~mlnb.training.plan` checks every argument before anything trains;
 - :mod:`~mlnb.training.batches` batches in-memory tensors by indexing (no DataLoader);
+- :mod:`~mlnb.training.session` drives one run's epochs, checkpoints and status;
 - :mod:`~mlnb.training.steps` runs the epochs with no per-step host sync;
 - :mod:`~mlnb.training.runs` and :mod:`~mlnb.training.checkpoint` keep each run's
   checkpoints in the artifact store, so ``resume=True`` continues a run that was
@@ -18,14 +19,14 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
-from mlnb.errors import InvalidArgument
 from mlnb.training.devices import resolve_device, resolve_precision
-from mlnb.training.events import EpochEnd, Observers, RunEnd, RunStart
+from mlnb.training.events import Observers, RunEnd, RunStart
 from mlnb.training.history import Run
 from mlnb.training.plan import check_arguments
-from mlnb.training.state import capture_rng, restore_rng, seed_everything, signature
+from mlnb.training.session import Session, length
+from mlnb.training.state import seed_everything
 from mlnb.training.stopping import StopSignal
 
 if TYPE_CHECKING:
@@ -198,6 +199,7 @@ def train(
 
     from mlnb.training.batches import tensor_batches
 
+    _hint_pinned_memory(train_loader, dev)
     train_source, val_source = train_loader, val_loader
     if fast_data or isinstance(train_loader, (tuple, list)):
         train_source = tensor_batches(train_loader, batch_size=batch_size, shuffle=shuffle,
@@ -213,7 +215,7 @@ def train(
             parent = reg.get(init_from).ref
             reg.load(parent, into=model)
         model.to(dev)
-        session = _Session(model, optimizer, scheduler, plan, regs, run_name=run_name,
+        session = Session(model, optimizer, scheduler, plan, regs, run_name=run_name,
                            keep=keep_policy, resume=resume, epochs=epochs)
         stop = StopSignal()
         stepper = session.stepper(loss_fn, dev, prec, observers, stop)
@@ -224,7 +226,7 @@ def train(
         session.open(params)
         observers.send("start", RunStart(
             name=run_name, run_id=session.run_id, epochs=epochs,
-            start_epoch=session.start_epoch, steps_per_epoch=_length(train_source),
+            start_epoch=session.start_epoch, steps_per_epoch=length(train_source),
             monitor=plan.monitor, mode=plan.mode, columns=tuple(plan.columns),
             device=str(dev), precision=prec.name, params=params, resumed=session.resumed,
             history=tuple(session.history), steps=tuple(stepper.steps),
@@ -251,7 +253,7 @@ def train(
         return run
 
 
-def _run(session: _Session, stepper: Any, stop: StopSignal, train_source: Any,
+def _run(session: Session, stepper: Any, stop: StopSignal, train_source: Any,
          val_source: Any, *, scheduler: Any, early_stop: int | None) -> None:
     """Train with SIGINT as a stop request; warn when the loss diverged."""
     model = session.model
@@ -266,6 +268,20 @@ def _run(session: _Session, stepper: Any, stop: StopSignal, train_source: Any,
         warnings.warn(session.message, TrainingWarning, stacklevel=3)
 
 
+def _hint_pinned_memory(loader: Any, device: Any) -> None:
+    """On CUDA, a DataLoader without pinned memory makes every batch copy synchronous."""
+    if device.type != "cuda" or getattr(loader, "pin_memory", True):
+        return
+    from torch.utils.data import DataLoader
+
+    if isinstance(loader, DataLoader):
+        warnings.warn(
+            "train_loader copies batches from pageable memory, so each copy to the GPU waits: "
+            "DataLoader(..., pin_memory=True) lets them overlap with the computation",
+            TrainingWarning, stacklevel=3,
+        )
+
+
 def _observers(progress: Any, track: Any) -> Observers:
     from mlnb.training.progress import make_reporter
 
@@ -276,49 +292,6 @@ def _observers(progress: Any, track: Any) -> Observers:
 
         publishers = make_publishers(track)
     return Observers([reporter, *publishers])
-
-
-def _length(source: Any) -> int | None:
-    try:
-        return len(source)
-    except TypeError:
-        return None
-
-
-def _epoch_batches(source: Any, epoch: int, start: int) -> Iterable[Any]:
-    """The batches of *epoch* from batch *start* on (the skipped ones are drawn and dropped)."""
-    from mlnb.training.batches import TensorBatches
-
-    if isinstance(source, TensorBatches):
-        return source.epoch(epoch, start)
-    iterator = iter(source)
-    for skipped in range(start):
-        try:
-            next(iterator)
-        except StopIteration:
-            raise InvalidArgument(
-                f"cannot resume: train_loader now yields {skipped} batches an epoch, but the "
-                f"run stopped after batch {start}; resume with the same data and batch size"
-            ) from None
-    return iterator
-
-
-def _better(value: float, best: float | None, mode: str) -> bool:
-    """Whether *value* strictly beats *best*; NaN never does."""
-    if value is None or math.isnan(value):
-        return False
-    if best is None:
-        return True
-    return value < best if mode == "min" else value > best
-
-
-def _step_scheduler(scheduler: Any, value: float) -> None:
-    from torch.optim.lr_scheduler import ReduceLROnPlateau
-
-    if isinstance(scheduler, ReduceLROnPlateau):
-        scheduler.step(value)
-    else:
-        scheduler.step()
 
 
 class _Registries:
@@ -343,242 +316,6 @@ class _Registries:
     def __exit__(self, *exc: object) -> None:
         if self.opened is not None:
             self.opened.close()
-
-
-class _Session:
-    """One run's life: its checkpoints, its place in the epochs, its status."""
-
-    def __init__(self, model: Any, optimizer: Any, scheduler: Any, plan: Any,
-                 regs: _Registries, *, run_name: str, keep: Any, resume: bool,
-                 epochs: int) -> None:
-        self.model, self.optimizer, self.scheduler, self.plan = model, optimizer, scheduler, plan
-        self.regs, self.run_name, self.keep, self.resume = regs, run_name, keep, resume
-        self.epochs = epochs
-        self.handle: Any = None
-        self.run_id = ""
-        self.resumed = False
-        self.state: dict[str, Any] | None = None
-        self.history: list[dict[str, Any]] = []
-        self.best_epoch: int | None = None
-        self.best_value: float | None = None
-        self.stale = 0
-        self.start_epoch = 1
-        self.status = "running"
-        self.message = ""
-        self.rng_epoch_start: dict[str, Any] | None = None
-        self.data_seed: int | None = None
-        self._stepper: Any = None
-
-    # -- opening -----------------------------------------------------------------
-
-    def stepper(self, loss_fn: Any, dev: Any, prec: Any, observers: Observers,
-                stop: StopSignal) -> Any:
-        from mlnb.training.steps import Stepper
-
-        self._stepper = Stepper(self.model, loss_fn, self.optimizer, dev, prec, self.plan,
-                                epochs=self.epochs, observers=observers, stop=stop)
-        return self._stepper
-
-    def _store(self) -> Any:
-        from mlnb.training.runs import RunStore
-
-        if self.regs.given is not None:
-            return RunStore.from_registry(self.regs.given)
-        return RunStore.default()
-
-    def open(self, params: dict[str, Any]) -> None:
-        """Find the run to resume, or create a new one; load its last checkpoint."""
-        if self.keep is None:
-            return
-        store = self._store()
-        sig = signature(self.model, self.optimizer)
-        if self.resume:
-            self.handle = store.find_resumable(self.run_name, signature=sig)
-        if self.handle is not None:
-            self.resumed = True
-            self.handle.resume()  # claims it: running, in this process
-            self._restore(self.handle.load())
-        else:
-            self.handle = store.create(self.run_name, signature=sig, monitor=self.plan.monitor,
-                                       mode=self.plan.mode, params=params)
-        self.run_id = self.handle.run_id
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        """Put the model, optimizer, scheduler, scaler, generators and counters back."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        stepper = self._stepper
-        if stepper.scaler is not None and state.get("scaler") is not None:
-            stepper.scaler.load_state_dict(state["scaler"])
-        loop = state["loop"]
-        stepper.global_step = loop["global_step"]
-        stepper.steps = [tuple(s) for s in loop["steps"]]
-        stepper.partial = dict(loop["partial"])
-        stepper.best_value = loop["best_value"]
-        self.history = [dict(row) for row in loop["history"]]
-        self.best_epoch, self.best_value, self.stale = (
-            loop["best_epoch"], loop["best_value"], loop["stale"])
-        self.state = state
-        self.data_seed = loop.get("data_seed")
-        if loop["batch"]:
-            self.start_epoch = loop["epoch"]  # generators are put back when its batches start
-        else:
-            self.start_epoch = loop["epoch"] + 1
-            restore_rng(state["rng"])
-
-    # -- checkpoints ---------------------------------------------------------------
-
-    def _state(self, epoch: int, batch: int) -> dict[str, Any]:
-        stepper = self._stepper
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "scaler": stepper.scaler.state_dict() if stepper.scaler is not None else None,
-            "rng": capture_rng(),
-            "loop": {
-                "epoch": epoch, "global_step": stepper.global_step, "batch": batch,
-                "best_epoch": self.best_epoch, "best_value": self.best_value,
-                "stale": self.stale, "partial": dict(stepper.partial),
-                "rng_epoch_start": self.rng_epoch_start if batch else None,
-                "history": self.history, "steps": [list(s) for s in stepper.steps],
-                "data_seed": self.data_seed,
-            },
-        }
-
-    def checkpoint(self, epoch: int, batch: int, kind: str, value: float | None) -> str | None:
-        if self.handle is None:
-            return None
-        info = self.handle.save_checkpoint(
-            self._state(epoch, batch), epoch=epoch, step=self._stepper.global_step,
-            batch=batch, kind=kind, value=value, keep=self.keep, history=self.history,
-            steps=self._stepper.steps, best_epoch=self.best_epoch, best_value=self.best_value,
-        )
-        return info.file
-
-    # -- the epochs ----------------------------------------------------------------
-
-    def train(self, stepper: Any, train_source: Any, val_source: Any, *, scheduler: Any,
-              early_stop: int | None, stop: StopSignal) -> None:
-        """Run the epochs from :attr:`start_epoch`; leave the outcome in :attr:`status`."""
-        plan, observers = self.plan, stepper.observers
-        epoch = self.start_epoch
-        from mlnb.training.batches import TensorBatches
-
-        if isinstance(train_source, TensorBatches):
-            # The shuffled orders come from this seed: a resumed run must use the same one.
-            if self.data_seed is not None:
-                train_source.seed = self.data_seed
-            self.data_seed = train_source.seed
-        try:
-            for epoch in range(self.start_epoch, self.epochs + 1):
-                begin = 0
-                if self.state is not None and epoch == self.start_epoch:
-                    begin = self.state["loop"]["batch"]
-                batches = self._batches(train_source, epoch, begin)
-                outcome = stepper.run_epoch(batches, epoch, start=begin,
-                                            steps_per_epoch=_length(train_source))
-                if outcome.end == "diverged":
-                    self._diverged(outcome.message)
-                    return
-                if outcome.end == "stopped":
-                    self.checkpoint(epoch, stepper.batch, "stop", None)
-                    self._finish("stopped", outcome.message)
-                    return
-                stepper.at_boundary = False  # until this epoch's checkpoint is written
-                raw = outcome.row
-                if val_source is not None:
-                    raw.update(stepper.evaluate(_epoch_batches(val_source, epoch, 0)))
-                raw["epoch_time_s"] += raw.pop("_val_time_s", 0.0)
-                row = {column: raw[column] for column in plan.columns}
-                self.history.append(row)
-                value = row[plan.monitor]
-                if _better(value, self.best_value, plan.mode):
-                    self.best_epoch, self.best_value, self.stale = epoch, float(value), 0
-                else:
-                    self.stale += 1
-                stepper.best_value = self.best_value
-                if scheduler is not None:
-                    _step_scheduler(scheduler, value)
-                stepper.partial = {"total": 0.0, "n": 0, "time": 0.0}
-                file = self.checkpoint(epoch, 0, "epoch", value)
-                stepper.batch = 0
-                stepper.at_boundary = True
-                observers.send("epoch", EpochEnd(
-                    row=row, epochs=self.epochs, monitor=plan.monitor,
-                    best_epoch=self.best_epoch, best_value=self.best_value, checkpoint=file,
-                ))
-                if early_stop is not None and self.stale >= early_stop:
-                    self._finish("stopped_early", f"no better {plan.monitor} for "
-                                 f"{early_stop} epochs")
-                    return
-                if stop.requested:
-                    self._finish("stopped", stop.reason)
-                    return
-            self._finish("finished")
-        except KeyboardInterrupt:
-            # A clean place (between optimizer steps, mid-epoch): keep it for resume.
-            if stepper.at_boundary and stepper.batch:
-                self.checkpoint(epoch, stepper.batch, "stop", None)
-            # No half-accumulated gradient is left for the next cell.
-            self.optimizer.zero_grad(set_to_none=True)
-            self._finish("interrupted", "interrupted; resume=True continues from the last "
-                         "checkpoint")
-        except BaseException:
-            self._finish("failed")
-            raise
-
-    def _batches(self, source: Any, epoch: int, begin: int) -> Iterable[Any]:
-        """The epoch's batches, with every generator where it was when a resumed run stopped."""
-        if self.handle is None:
-            return _epoch_batches(source, epoch, 0)
-        if not begin:
-            self.rng_epoch_start = capture_rng()
-            return _epoch_batches(source, epoch, 0)
-        loop = self.state["loop"]
-        self.rng_epoch_start = loop["rng_epoch_start"]
-        restore_rng(self.rng_epoch_start)  # the loader draws its order as it did then
-        batches = _epoch_batches(source, epoch, begin)
-        restore_rng(self.state["rng"])
-        return batches
-
-    def _diverged(self, message: str) -> None:
-        last = self.handle.last_checkpoint() if self.handle is not None else None
-        if last is not None:
-            self.model.load_state_dict(self.handle.load(last)["model"])
-            message += (f"; the model has the weights of the last good checkpoint "
-                        f"(epoch {last.epoch}, step {last.step})")
-        self.optimizer.zero_grad(set_to_none=True)
-        self._finish("diverged", message)
-
-    def _finish(self, status: str, message: str = "") -> None:
-        self.status, self.message = status, message
-        if self.handle is not None:
-            self.handle.update(history=self.history, steps=self._stepper.steps,
-                               best_epoch=self.best_epoch, best_value=self.best_value)
-            self.handle.close(status)
-
-    # -- the result ------------------------------------------------------------------
-
-    def result(self, *, version: Any, elapsed_s: float, epochs: int, device: str,
-               precision: str) -> Run:
-        import pandas as pd
-
-        checkpoints = tuple(self.handle.checkpoints) if self.handle is not None else ()
-        best = None
-        if self.handle is not None:
-            best = self.handle.best_checkpoint()
-        return Run(
-            history=pd.DataFrame(self.history, columns=self.plan.columns),
-            steps=pd.DataFrame(self._stepper.steps, columns=["step", "epoch", "loss"]),
-            status=self.status, best_epoch=self.best_epoch, best_value=self.best_value,
-            monitor=self.plan.monitor, mode=self.plan.mode, epochs=epochs, device=device,
-            precision=precision, version=version, elapsed_s=elapsed_s, name=self.run_name,
-            run_id=self.run_id, checkpoints=checkpoints, best_checkpoint=best,
-            resumed=self.resumed, message=self.message,
-        )
 
 
 def _params(plan: Any, *, epochs: int, optimizer: Any, scheduler: Any, seed: int | None,

@@ -20,7 +20,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from mlnb.display.training import MonitorState, render_text
+from mlnb.display.monitor_state import MonitorState
+from mlnb.display.training import render_text
 from mlnb.errors import InvalidArgument
 
 __all__ = ["TextProgress", "is_kernel", "make_reporter"]

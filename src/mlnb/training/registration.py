@@ -30,7 +30,8 @@ def register_run(reg: Registry, name: str, model: Any, session: Any, plan: Any, 
                  params: dict[str, Any], register_from: str | None, data: Any,
                  source: str | None, parent: str | None) -> Version:
     """Register the run's best (or last) weights as the next version of *name*."""
-    from mlnb.training.fingerprint import code_source, data_fingerprint, environment
+    from mlnb.training.fingerprint import data_fingerprint
+    from mlnb.training.provenance import code_source, environment
 
     handle = session.handle
     which = register_from or ("best" if handle is not None else "last")

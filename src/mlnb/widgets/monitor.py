@@ -3,7 +3,7 @@
 An observer of the training loop (see :mod:`mlnb.training.events`) and an
 anywidget.  How it works:
 
-- Each event updates a :class:`~mlnb.display.training.MonitorState`, which
+- Each event updates a :class:`~mlnb.display.monitor_state.MonitorState`, which
   costs microseconds.  At most every ``interval`` seconds (and at the start and
   the end) the parts that changed go to the browser as synced traits, in one
   message (``hold_sync``).  Trait updates travel on IOPub, which the kernel
@@ -38,7 +38,8 @@ try:
 except ImportError as err:  # the notebook extra is not installed
     raise MissingDependency("anywidget", "notebook", "show the training monitor") from err
 
-from mlnb.display.training import MonitorState, render_html, render_text, view
+from mlnb.display.monitor_state import MonitorState
+from mlnb.display.training import render_html, render_text, view
 
 __all__ = ["TrainingMonitor", "kernel_id"]
 
@@ -79,7 +80,7 @@ class TrainingMonitor(anywidget.AnyWidget):
         Display the monitor when the run starts and put the final static view in
         its place when it ends; ``False`` leaves displaying to the caller.
     max_points:
-        Points kept per curve (see :class:`~mlnb.display.training.Series`).
+        Points kept per curve (see :class:`~mlnb.display.monitor_state.Series`).
     """
 
     _esm = _STATIC / "monitor.js"
