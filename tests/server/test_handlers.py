@@ -97,8 +97,8 @@ async def test_versions_newest_first_with_badges_best_marks_and_non_finite_value
 
 
 async def test_a_version_in_full(seeded, jp_fetch):
-    seeded._call("add_lineage", ref="toy:2", kind="evaluated_on", other="evil:1",
-                 user="tester", details={"accuracy": 0.9})
+    seeded._call("add_lineage", ref="toy:2", kind="converted_from", other="evil:1",
+                 user="tester", details={"opset": 17})
     data = await _get(jp_fetch, "models", "toy", "versions", "2")
     v = data["version"]
     assert v["params"] == {"lr": 0.02} and v["tags"] == {"team": "vision"}
@@ -106,10 +106,39 @@ async def test_a_version_in_full(seeded, jp_fetch):
     assert v["files"][0]["sha256"] == seeded.get("toy:2").files[0].sha256
     assert {"source": "toy:2", "kind": "parent", "target": "toy:1", "details": None} \
         in data["lineage"]
-    assert data["evaluations"] == [{"data": "evil:1", "details": {"accuracy": 0.9}}]
+    assert {"source": "toy:2", "kind": "converted_from", "target": "evil:1",
+            "details": {"opset": 17}} in data["lineage"]
+    assert data["evaluations"] == []
     actions = [(e["action"], e["version"] or e["to_version"]) for e in data["audit"]]
     assert ("promote", 2) in actions and ("register", 2) in actions
     assert all(2 in (e["version"], e["from_version"], e["to_version"]) for e in data["audit"])
+
+
+async def test_a_version_lists_its_stored_evaluations_newest_first(seeded, jp_fetch):
+    fp = "e5" * 32
+    old = seeded.record_evaluation("toy:2", data_fingerprint=fp, task="classification",
+                                   metrics={"accuracy": 0.8}, details={"n": 10})
+    new = seeded.record_evaluation(
+        "toy:2", data_fingerprint=fp, task="classification",
+        metrics={"accuracy": {"value": 0.9, "lower": 0.85, "upper": 0.94},
+                 "log_loss": {"value": float("nan"), "note": "<b>odd</b>"}},
+        details={"n": 500, "device": "cpu"})
+    seeded.record_evaluation("toy:3", data_fingerprint=fp, task="classification",
+                             metrics={"accuracy": 0.7})
+    data = await _get(jp_fetch, "models", "toy", "versions", "2")
+    assert [e["id"] for e in data["evaluations"]] == [new.id, old.id]
+    first = data["evaluations"][0]
+    assert first == {
+        "id": new.id, "data": f"data:{fp[:12]}", "data_fingerprint": fp,
+        "task": "classification",
+        "metrics": {"accuracy": {"value": 0.9, "lower": 0.85, "upper": 0.94, "note": ""},
+                    "log_loss": {"value": "nan", "lower": None, "upper": None,
+                                 "note": "<b>odd</b>"}},
+        "details": {"n": 500, "device": "cpu"},
+        "created_at": new.created_at.isoformat(), "created_by": "tester"}
+    assert {"source": "toy:2", "kind": "evaluated_on", "target": f"data:{fp[:12]}",
+            "details": {"data_fingerprint": fp, "evaluation_id": new.id, "evaluations": 2,
+                        "task": "classification"}} in data["lineage"]
 
 
 async def test_promote_from_the_api_moves_the_alias_and_is_audited(seeded, jp_fetch):

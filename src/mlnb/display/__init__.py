@@ -13,6 +13,7 @@ from mlnb.display.diff import diff_html
 from mlnb.display.graph import lineage_html
 from mlnb.display.html import (
     audit_html,
+    evaluations_html,
     fsck_html,
     gc_html,
     model_html,
@@ -37,6 +38,7 @@ __all__ = [
     "audit_html",
     "diff_html",
     "diff_text",
+    "evaluations_html",
     "fmt_delta",
     "fmt_metric",
     "fmt_value",

@@ -30,6 +30,7 @@ from mlnb.display.text import fmt_value, human_size
 if TYPE_CHECKING:
     from mlnb.registry.records import (
         AuditEntry,
+        EvaluationRecord,
         FileEntry,
         FsckReport,
         GcReport,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "audit_html",
+    "evaluations_html",
     "fsck_html",
     "gc_html",
     "model_html",
@@ -265,6 +267,30 @@ def audit_html(entries: Sequence[AuditEntry], now: datetime | None = None,
     return block("audit", table(columns, rows, [True]))
 
 
+# -- stored evaluations ------------------------------------------------------------
+
+def _evaluation_row(e: EvaluationRecord, now: datetime | None) -> str:
+    shown = "; ".join(f"{k} {v}" for k, v in e.metrics.items())
+    return (f'<tr><td class="mlnb-num">{e.id}</td><td class="mlnb-ref">{esc(e.ref)}</td>'
+            f'<td class="mlnb-code">{short(e.data, 20)}</td><td>{esc(e.task)}</td>'
+            f"<td>{short(shown, 160)}</td><td>{when(e.created_at, now)}</td>"
+            f"<td>{esc(e.created_by)}</td></tr>")
+
+
+def evaluations_html(records: Sequence[EvaluationRecord], now: datetime | None = None,
+                     edge: int = 100) -> str:
+    """Stored evaluations as a table: which version, on which data, metrics with intervals."""
+    if not records:
+        return block("evaluations", '<div class="mlnb-muted">no evaluations</div>')
+    columns = ["#", "version", "data", "task", "metrics [95% interval]", "when", "user"]
+    first, last = _ends(records, edge)
+    rows = [_evaluation_row(e, now) for e in first]
+    if last:
+        rows.append(more_row(len(records) - len(first) - len(last), len(columns), "evaluations"))
+        rows += [_evaluation_row(e, now) for e in last]
+    return block("evaluations", table(columns, rows, [True]))
+
+
 # -- maintenance reports -------------------------------------------------------------
 
 def _listing(title: str, items: Sequence[str], limit: int = 50) -> str:
@@ -324,9 +350,11 @@ def to_html(obj: Any) -> str:
         return single[type(obj)](obj)
     if isinstance(obj, r.AuditEntry):
         return audit_html([obj])
+    if isinstance(obj, r.EvaluationRecord):
+        return evaluations_html([obj])
     if isinstance(obj, (list, tuple)):
         for kind, render in ((r.Version, versions_html), (r.ModelInfo, models_html),
-                             (r.AuditEntry, audit_html)):
+                             (r.AuditEntry, audit_html), (r.EvaluationRecord, evaluations_html)):
             if all(isinstance(x, kind) for x in obj):
                 return render(obj)
     raise TypeError(f"mlnb has no HTML view of {type(obj).__name__}")

@@ -8,6 +8,8 @@ from mlnb.registry.records import (
     AuditLog,
     Change,
     Diff,
+    EvaluationList,
+    EvaluationRecord,
     FileEntry,
     FsckReport,
     GcReport,
@@ -15,6 +17,7 @@ from mlnb.registry.records import (
     LineageEdge,
     ModelInfo,
     ModelList,
+    StoredEstimate,
     Version,
     VersionList,
 )
@@ -24,6 +27,8 @@ __all__ = [
     "AuditLog",
     "Change",
     "Diff",
+    "EvaluationList",
+    "EvaluationRecord",
     "FileEntry",
     "FsckReport",
     "GcReport",
@@ -32,6 +37,7 @@ __all__ = [
     "ModelInfo",
     "ModelList",
     "Registry",
+    "StoredEstimate",
     "Version",
     "VersionList",
 ]

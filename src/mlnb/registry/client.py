@@ -28,6 +28,8 @@ from mlnb.registry.records import (
     AuditEntry,
     AuditLog,
     Diff,
+    EvaluationList,
+    EvaluationRecord,
     Lineage,
     LineageEdge,
     ModelInfo,
@@ -96,6 +98,55 @@ def _check_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
         if len(out[key]) > _MAX_TEXT:
             raise InvalidArgument(f"tag {key!r} is longer than {_MAX_TEXT} characters")
     return out
+
+
+def _plain_number(x: Any) -> Any:
+    """A numpy or other real scalar as a Python float (bools and the rest untouched)."""
+    if isinstance(x, numbers.Real) and not isinstance(x, (bool, int)):
+        return float(x)
+    return x
+
+
+def _wire_estimates(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Estimates (objects with ``value``/``lower``/``upper``, mappings or numbers) as JSON."""
+    if not isinstance(metrics, Mapping):
+        raise InvalidArgument(f"metrics must map metric names to estimates, not "
+                              f"{type(metrics).__name__}")
+    out = {}
+    for key, est in metrics.items():
+        _check_key("metric", key)
+        if isinstance(est, Mapping):
+            fields = dict(est)
+        elif isinstance(est, numbers.Real) and not isinstance(est, bool):
+            fields = {"value": est}
+        elif hasattr(est, "value"):
+            fields = {"value": est.value, "lower": getattr(est, "lower", None),
+                      "upper": getattr(est, "upper", None), "note": getattr(est, "note", "")}
+        else:
+            raise InvalidArgument(f"metric {key!r} must be an estimate (value, lower, upper) "
+                                  f"or a number, not {type(est).__name__} {est!r}")
+        out[key] = {k: _plain_number(v) for k, v in fields.items()}
+    return out
+
+
+def _wire_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    """*details* as plain JSON values (numpy scalars and arrays become numbers and lists)."""
+    if details is None:
+        return {}
+    if not isinstance(details, Mapping):
+        raise InvalidArgument(f"details must be a mapping, not {type(details).__name__}")
+
+    def plain(obj: Any) -> Any:
+        if hasattr(obj, "tolist"):  # numpy scalars and arrays, without importing numpy
+            return obj.tolist()
+        if hasattr(obj, "to_dict") and callable(obj.to_dict):
+            return obj.to_dict()
+        raise TypeError(f"{type(obj).__name__} is not JSON-like")
+
+    try:
+        return json.loads(json.dumps(dict(details), default=plain))
+    except (TypeError, ValueError) as err:
+        raise InvalidArgument(f"evaluation details must be JSON-like: {err}") from err
 
 
 def _media_type(path: str) -> str:
@@ -286,13 +337,95 @@ class Registry:
         df.attrs["truncated"] = data["truncated"]
         return df
 
+    # -- evaluations and quality gates ---------------------------------------
+
+    def record_evaluation(self, ref: str, *, data_fingerprint: str, task: str,
+                          metrics: Mapping[str, Any],
+                          details: Mapping[str, Any] | None = None) -> EvaluationRecord:
+        """Store an evaluation of the version *ref* on the data *data_fingerprint*.
+
+        ``mlnb.evaluate`` calls this; a version keeps every evaluation, and the
+        newest is the one :meth:`promote` checks the gates against.
+
+        Parameters
+        ----------
+        metrics:
+            Metric name -> estimate: an object with ``value``, ``lower``,
+            ``upper`` (and ``note``), a mapping with those keys, or a number.
+        details:
+            JSON-like facts about the run (examples, device, batch size, seed,
+            resamples, data description, gate report).
+
+        Returns
+        -------
+        EvaluationRecord
+            The stored record, with its id.
+        """
+        return EvaluationRecord.from_wire(self._call(
+            "record_evaluation", ref=str(parse_ref(ref)), data_fingerprint=data_fingerprint,
+            task=task, metrics=_wire_estimates(metrics), details=_wire_details(details),
+            user=self.user, request_id=uuid.uuid4().hex,
+        ))
+
+    def evaluations(self, ref: str | None = None, *, name: str | None = None,
+                    data_fingerprint: str | None = None) -> EvaluationList:
+        """Stored evaluations, newest first: of the version *ref*, of the model *name*, or all.
+
+        *data_fingerprint* keeps only those on that data.
+        """
+        return EvaluationList(EvaluationRecord.from_wire(e) for e in self._call(
+            "evaluations", ref=str(parse_ref(ref)) if ref is not None else None,
+            name=check_name(name) if name is not None else None,
+            data_fingerprint=data_fingerprint,
+        ))
+
+    def set_gates(self, name: str, gates: list[str], *, reason: str | None = None
+                  ) -> tuple[str, ...]:
+        """Make *gates* the quality gates of the model *name*; ``[]`` clears them.
+
+        Gates such as ``"accuracy >= 0.95"`` or ``"accuracy >= @production - 0.005"``
+        are parsed strictly now (see :mod:`mlnb.evaluation.gates`); from then on
+        ``promote(ref, "production")`` needs the version's newest evaluation to
+        pass them.  Returns the gates' canonical texts.
+
+        Raises
+        ------
+        InvalidArgument
+            A gate does not parse, names an unknown metric or repeats another.
+        """
+        if isinstance(gates, (list, tuple)):  # parsed Gate objects travel as their text
+            gates = [getattr(g, "text", g) for g in gates]
+        return tuple(self._call("set_gates", name=check_name(name), gates=gates,
+                                user=self.user, reason=reason))
+
+    def gates(self, name: str) -> tuple[str, ...]:
+        """The canonical texts of the quality gates of *name* (empty when it has none)."""
+        return tuple(self._call("gates", name=check_name(name)))
+
     # -- changing aliases and status ------------------------------------------
 
-    def promote(self, ref: str, alias: str = "production", *, reason: str | None = None) -> Version:
-        """Move *alias* (``production`` by default) to *ref*; written to the audit log."""
+    def promote(self, ref: str, alias: str = "production", *, force: bool = False,
+                reason: str | None = None) -> Version:
+        """Move *alias* (``production`` by default) to *ref*; written to the audit log.
+
+        When the model has quality gates, moving ``production`` needs the
+        version's newest evaluation to pass them, checked in the same transaction
+        as the move.  ``force=True`` promotes anyway and needs a *reason*; the
+        audit log records that the gates were overridden and why.
+
+        Raises
+        ------
+        Conflict
+            The version has no evaluation, or its gates fail or cannot be decided.
+        InvalidArgument
+            ``force=True`` without a reason.
+        """
+        # Sent only when set, so a server started by an mlnb before gates still
+        # answers a plain promote.
+        extra = {} if force is False else {"force": force}
         return Version.from_wire(self._call(
             "promote", ref=str(parse_ref(ref)), alias=check_alias(alias), user=self.user,
-            reason=reason,
+            reason=reason, **extra,
         ))
 
     def rollback(self, name: str, alias: str = "production", *, reason: str | None = None) -> Version:

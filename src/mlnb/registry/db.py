@@ -3,8 +3,9 @@
 :class:`RegistryDB` runs inside the registry server (or in-process for a
 ``:memory:`` registry).  Because it is the file's only owner, it keeps an index
 of every model, version and alias in memory, loaded once at start and updated
-right after each committed transaction; reads are answered from the index and
-never touch DuckDB.  Every change is one short transaction that also writes its
+right after each committed transaction; reads of those are answered from the
+index and never touch DuckDB (evaluations, lineage and the audit log are read
+from the database).  Every change is one short transaction that also writes its
 audit row.  All operations take and return JSON-ready values (the server sends
 them as they are) and hold ``self.lock`` for their whole duration, so the
 server's threads see them one at a time: "read, then write" inside one
@@ -16,6 +17,7 @@ while a ``RegistryDB`` holds it (see ARCHITECTURE.md, "Registry").
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
@@ -23,11 +25,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from mlnb.errors import Conflict, HoldExpired, InvalidArgument, NotFound
 from mlnb.refs import Ref, check_alias, check_name, parse_ref, suggest
-from mlnb.registry import schema
+from mlnb.registry import evaluations, gating, schema
 
 __all__ = ["PROTECTED_ALIASES", "RegistryDB"]
 
@@ -74,6 +76,8 @@ class _Model:
     # changed: a client holding a listing at generation g needs only newer ones
     gen: int = 0
     changed: dict[int, int] = field(default_factory=dict)
+    # canonical texts of the model's quality gates (see mlnb.registry.gating)
+    gates: tuple[str, ...] = ()
 
     def next_version(self) -> int:
         return max(self.versions, default=0) + 1
@@ -165,6 +169,8 @@ class RegistryDB:
             "select model_id, alias, version from mlnb.aliases"
         ).fetchall():
             self._by_id[mid].aliases[alias] = ver
+        for mid, texts in gating.load(self).items():
+            self._by_id[mid].gates = texts
         for model in self._models.values():
             self._refresh_aliases(model, model.versions)
         row = con.execute("select coalesce(max(id), 0) from main.audit").fetchone()
@@ -398,7 +404,12 @@ class RegistryDB:
             )
 
     def _move_alias(self, model: _Model, alias: str, ver: int, user: str, action: str,
-                    reason: str | None) -> dict[str, Any]:
+                    reason: str | None,
+                    check: Callable[[], dict | None] | None = None) -> dict[str, Any]:
+        """Point *alias* at *ver*; *check*, run inside the same transaction, may refuse.
+
+        Whatever *check* returns becomes the audit row's details.
+        """
         if model.versions[ver]["status"] != ACTIVE:
             raise Conflict(
                 f"{model.name}:{ver} is retired and cannot hold an alias; "
@@ -409,9 +420,10 @@ class RegistryDB:
             return model.versions[ver]
         now = _now()
         with self._transaction():
+            details = check() if check is not None else None
             self._write_alias(model, alias, ver, user, now)
             self._audit(user, action, model.name, ver, alias=alias, from_version=before,
-                        to_version=ver, reason=reason, at=now)
+                        to_version=ver, reason=reason, details=details, at=now)
         model.aliases[alias] = ver
         self._refresh_aliases(model, [ver] + ([before] if before else []))
         return model.versions[ver]
@@ -445,12 +457,79 @@ class RegistryDB:
             return self._move_alias(model, alias, ver, user, "set_alias", reason)
 
     def promote(self, ref: str, alias: str = "production", *, user: str,
-                reason: str | None = None) -> dict[str, Any]:
-        """Move *alias* (by default ``production``) to *ref*."""
+                reason: str | None = None, force: bool = False) -> dict[str, Any]:
+        """Move *alias* (by default ``production``) to *ref*, if the model's gates allow it.
+
+        For an alias in :data:`~mlnb.registry.gating.GATED_ALIASES` of a model with
+        gates, the version's newest evaluation must pass them; the check and the
+        move are one transaction (see :mod:`mlnb.registry.gating`).  *force* skips
+        a refusal and needs a *reason*; the audit row records what was overridden.
+
+        Raises
+        ------
+        Conflict
+            The version is retired, or the gates refuse it (the message says why).
+        InvalidArgument
+            *force* without a reason.
+        """
         check_alias(alias)
+        if not isinstance(force, bool):
+            raise InvalidArgument(f"force must be True or False, not {force!r}")
+        if force and not (isinstance(reason, str) and reason.strip()):
+            raise InvalidArgument(
+                f"promote(..., force=True) overrides quality gates and needs a reason for the "
+                f"audit log, e.g. reason='hotfix: gates re-run tomorrow'; got {reason!r}"
+            )
         with self.lock:
             model, ver = self._resolve(ref)
-            return self._move_alias(model, alias, ver, user, "promote", reason)
+            check = None
+            if alias in gating.GATED_ALIASES and model.gates:
+                check = functools.partial(gating.check_promotion, self, model, ver, alias,
+                                          force=force)
+            return self._move_alias(model, alias, ver, user, "promote", reason, check)
+
+    # -- evaluations and gates ---------------------------------------------
+
+    def record_evaluation(self, ref: str, *, data_fingerprint: str, task: str,
+                          metrics: dict[str, dict], details: dict | None = None, user: str,
+                          request_id: str | None = None) -> dict[str, Any]:
+        """Store an evaluation of *ref* on the data *data_fingerprint*; return its record.
+
+        See :mod:`mlnb.registry.evaluations` for the record.  A *request_id* seen
+        before returns the evaluation it recorded, so a resent request is harmless.
+        """
+        with self.lock:
+            model, ver = self._resolve(ref)
+            return evaluations.record(self, model, ver, data_fingerprint=data_fingerprint,
+                                      task=task, metrics=metrics, details=details, user=user,
+                                      request_id=request_id)
+
+    def evaluations(self, ref: str | None = None, *, name: str | None = None,
+                    data_fingerprint: str | None = None) -> list[dict[str, Any]]:
+        """Evaluations, newest first: of the version *ref*, of the model *name*, or all."""
+        if ref is not None and name is not None:
+            raise InvalidArgument("give a version reference or a model name, not both")
+        with self.lock:
+            model_id = version = None
+            if ref is not None:
+                model, version = self._resolve(ref)
+                model_id = model.id
+            elif name is not None:
+                model_id = self._model(name).id
+            return evaluations.rows(self, model_id=model_id, version=version,
+                                    data_fingerprint=data_fingerprint)
+
+    def set_gates(self, name: str, gates: list[str], *, user: str,
+                  reason: str | None = None) -> list[str]:
+        """Make *gates* the quality gates of *name* (``[]`` clears them); return their texts."""
+        with self.lock:
+            return list(gating.set_gates(self, self._model(name), gates, user=user,
+                                         reason=reason))
+
+    def gates(self, name: str) -> list[str]:
+        """The canonical texts of *name*'s quality gates (empty when it has none)."""
+        with self.lock:
+            return list(self._model(name).gates)
 
     def remove_alias(self, name: str, alias: str, *, user: str,
                      reason: str | None = None) -> None:
@@ -575,7 +654,12 @@ class RegistryDB:
     # -- history -----------------------------------------------------------
 
     def lineage(self, ref: str) -> dict[str, Any]:
-        """Edges reachable from *ref*: its ancestors and its descendants."""
+        """Edges reachable from *ref*: its ancestors and its descendants.
+
+        Besides the stored edges, each version evaluated on some data has an edge
+        ``m:3 --evaluated_on--> data:<first 12 hex of the fingerprint>`` read off
+        the evaluations table (see :func:`mlnb.registry.evaluations.edges`).
+        """
         with self.lock:
             model, ver = self._resolve(ref)
             rows = self.con.execute(
@@ -587,7 +671,7 @@ class RegistryDB:
                 {"source": f"{a}:{av}", "kind": k, "target": f"{b}:{bv}",
                  "details": json.loads(d) if d else None}
                 for a, av, k, b, bv, d in rows
-            ]
+            ] + evaluations.edges(self)
             root = f"{model.name}:{ver}"
             keep: list[dict] = []
             for direction in (("source", "target"), ("target", "source")):

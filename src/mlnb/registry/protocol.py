@@ -50,6 +50,10 @@ OPS: dict[str, tuple[Callable[..., Any], bool]] = {
     "rollback": (lambda db, **a: db.rollback(**a), False),
     "retire": (lambda db, **a: db.retire(**a), False),
     "add_lineage": (lambda db, **a: db.add_lineage(**a), True),
+    "record_evaluation": (lambda db, **a: db.record_evaluation(**a), True),  # by request_id
+    "evaluations": (lambda db, **a: db.evaluations(**a), True),
+    "set_gates": (lambda db, **a: db.set_gates(**a), True),  # no-op when already set
+    "gates": (lambda db, name: db.gates(name), True),
     "lineage": (lambda db, ref: db.lineage(ref), True),
     "audit": (lambda db, name=None, limit=200: db.audit(name, limit), True),
     "storage_url": (lambda db, proposed=None: db.storage_url(proposed), True),

@@ -26,6 +26,8 @@ __all__ = [
     "AuditLog",
     "Change",
     "Diff",
+    "EvaluationList",
+    "EvaluationRecord",
     "FileEntry",
     "FsckReport",
     "GcReport",
@@ -33,6 +35,7 @@ __all__ = [
     "LineageEdge",
     "ModelInfo",
     "ModelList",
+    "StoredEstimate",
     "Version",
     "VersionList",
     "sort_versions",
@@ -322,6 +325,92 @@ class AuditEntry:
         from mlnb.display.html import audit_html
 
         return audit_html([self])
+
+
+@dataclass(frozen=True)
+class StoredEstimate:
+    """A stored metric: its value and 95% interval (None where none was computed).
+
+    Has what a gate check reads (``value``, ``lower``, ``upper``), so a stored
+    evaluation's ``metrics`` go straight to :func:`mlnb.evaluation.gates.check`.
+    """
+
+    value: float
+    lower: float | None = None
+    upper: float | None = None
+    note: str = ""
+
+    def __str__(self) -> str:
+        from mlnb.display.text import fmt_metric
+
+        if self.lower is None or self.upper is None:
+            return fmt_metric(self.value)
+        return f"{fmt_metric(self.value)} [{fmt_metric(self.lower)}, {fmt_metric(self.upper)}]"
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """One evaluation of a version on some data, as the registry stores it.
+
+    ``data_fingerprint`` identifies the data; relative gates compare evaluations
+    on the same fingerprint.  ``details`` holds how it was run (examples, device,
+    batch size, seed, resamples, the data's description, the gate report).
+    """
+
+    id: int
+    ref: str
+    data_fingerprint: str
+    task: str
+    metrics: Mapping[str, StoredEstimate]
+    details: Mapping[str, Any]
+    created_at: datetime
+    created_by: str
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> EvaluationRecord:
+        """Build from the server's JSON record."""
+        return cls(
+            id=d["id"], ref=f"{d['name']}:{d['version']}", data_fingerprint=d["data_fingerprint"],
+            task=d["task"], metrics=_ro({k: StoredEstimate(**v) for k, v in d["metrics"].items()}),
+            details=_ro(d["details"]), created_at=_when(d["created_at"]),  # type: ignore[arg-type]
+            created_by=d["created_by"],
+        )
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.ref.rpartition(":")[0]
+
+    @property
+    def version(self) -> int:
+        """The version number."""
+        return int(self.ref.rpartition(":")[2])
+
+    @property
+    def data(self) -> str:
+        """The data's short label, ``data:<first 12 characters of the fingerprint>``."""
+        return f"data:{self.data_fingerprint[:12]}"
+
+    def __repr__(self) -> str:
+        shown = [f"{k}={v}" for k, v in list(self.metrics.items())[:3]]
+        if len(self.metrics) > 3:
+            shown.append(f"+{len(self.metrics) - 3} more")
+        return (f"<EvaluationRecord #{self.id} {self.ref} on {self.data} {self.task}: "
+                f"{', '.join(shown) or 'no metrics'}>")
+
+    def _repr_html_(self) -> str:
+        from mlnb.display.html import evaluations_html
+
+        return evaluations_html([self])
+
+
+class EvaluationList(list):
+    """A list of :class:`EvaluationRecord`, newest first, that renders as one table."""
+
+    def _repr_html_(self) -> str:
+        from mlnb.display.html import evaluations_html
+
+        return evaluations_html(self)
 
 
 @dataclass(frozen=True)

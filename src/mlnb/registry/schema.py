@@ -3,7 +3,8 @@
 Tables live in the ``mlnb`` schema and are written only by :mod:`mlnb.registry.db`.
 What users query (``reg.sql``, ``%%mlnb sql``) are the views in ``main``:
 ``models``, ``versions``, ``metrics``, ``params``, ``tags``, ``files``,
-``aliases``, ``lineage`` and ``audit``, which show names instead of ids.
+``aliases``, ``lineage``, ``audit``, and since migration 2 ``evaluations``,
+``evaluation_metrics`` and ``gates``, which show names instead of ids.
 
 A version's metrics, params, tags and files are JSON columns of its row, and
 that row is also the registration's audit entry (the ``audit`` view unions it
@@ -12,6 +13,13 @@ about 1 ms with its commit, where the same data spread over normalised tables
 cost 3-4 ms here.  The ``metrics``/``params``/``tags``/``files`` views present
 them as one row per entry.  Versions are never physically deleted, which is
 what keeps version numbers from being reused.
+
+An evaluation (migration 2) is one row of ``mlnb.evaluations`` with its
+estimates as a JSON object ``{metric: {"value", "lower", "upper", "note"}}``
+(non-finite numbers as the strings versions use); its audit entry is an
+ordinary ``evaluate`` row of ``mlnb.audit`` whose id the row keeps.  A
+model's quality gates are one row of ``mlnb.gates``: the canonical texts of
+:mod:`mlnb.evaluation.gates`, as a JSON list.
 
 To change the schema, append a migration to :data:`MIGRATIONS`; never edit one
 that has shipped.  ``tests/registry/test_schema.py`` checks that a database
@@ -34,6 +42,8 @@ _FILE = (
     "'[{\"path\": \"VARCHAR\", \"sha256\": \"VARCHAR\", \"size\": \"BIGINT\","
     " \"media_type\": \"VARCHAR\"}]'"
 )
+
+_ESTIMATE = "STRUCT(value DOUBLE, lower DOUBLE, upper DOUBLE, note VARCHAR)"
 
 _VIEWS_V1 = f"""
 create or replace view models as
@@ -146,6 +156,47 @@ MIGRATIONS: list[str] = [
     );
     """
     + _VIEWS_V1,
+    # 2: evaluations of versions on data, and each model's quality gates.
+    f"""
+    create table mlnb.evaluations (
+        id bigint primary key,
+        model_id integer not null,
+        version integer not null,
+        data_fingerprint varchar not null,
+        task varchar not null,
+        -- {{metric: {{"value", "lower", "upper", "note"}}}}; non-finite numbers are
+        -- the strings "NaN", "Infinity", "-Infinity", as in versions.metrics
+        metrics json not null,
+        -- n examples, device, batch size, seed, n_bootstrap, data description,
+        -- the gate report when gates were given
+        details json not null,
+        created_at timestamp not null,
+        created_by varchar not null,
+        -- the client's id for this recording: a resent request records once
+        request_id varchar unique,
+        audit_id bigint not null
+    );
+    -- one row per model that has gates; no row means no gates
+    create table mlnb.gates (
+        model_id integer primary key,
+        gates json not null,
+        set_at timestamp not null,
+        set_by varchar not null
+    );
+    create or replace view evaluations as
+        select e.id, m.name, e.version, e.data_fingerprint, e.task, e.metrics, e.details,
+               e.created_at, e.created_by
+        from mlnb.evaluations e join mlnb.models m on m.id = e.model_id;
+    create or replace view evaluation_metrics as
+        select e.id as evaluation_id, m.name, e.version, e.data_fingerprint, e.task,
+               u.e.key as metric, u.e.value.value as value, u.e.value.lower as lower,
+               u.e.value.upper as upper, u.e.value.note as note
+        from mlnb.evaluations e join mlnb.models m on m.id = e.model_id
+        cross join unnest(map_entries(from_json(e.metrics, {_MAP.format(_ESTIMATE)}))) as u(e);
+    create or replace view gates as
+        select m.name, from_json(g.gates, '["VARCHAR"]') as gates, g.set_at, g.set_by
+        from mlnb.gates g join mlnb.models m on m.id = g.model_id;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

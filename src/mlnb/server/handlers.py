@@ -213,7 +213,7 @@ class VersionHandler(_Handler):
         def work(reg: Any) -> dict[str, Any]:
             v = reg.get(ref)
             return records.detail_record(v, reg.versions(name), reg.lineage(ref),
-                                         reg.audit(name, limit=10_000))
+                                         reg.audit(name, limit=10_000), reg.evaluations(v.ref))
 
         await self.answer(work)
 

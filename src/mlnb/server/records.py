@@ -19,12 +19,19 @@ from mlnb.display.text import fmt_metric
 from mlnb.widgets._views import _json_number, version_rows
 
 if TYPE_CHECKING:
-    from mlnb.registry.records import AuditEntry, Lineage, ModelInfo, Version
+    from mlnb.registry.records import (
+        AuditEntry,
+        EvaluationRecord,
+        Lineage,
+        ModelInfo,
+        Version,
+    )
 
 __all__ = [
     "audit_record",
     "detail_record",
     "dumps",
+    "evaluation_record",
     "main_metric",
     "main_version",
     "model_record",
@@ -143,12 +150,32 @@ def audit_record(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
+def _bound(value: float | None) -> float | str | None:
+    return None if value is None else _json_number(value)
+
+
+def evaluation_record(e: EvaluationRecord) -> dict[str, Any]:
+    """One stored evaluation: its data label, details, metrics with intervals, and when.
+
+    Non-finite numbers in ``metrics`` travel as ``"nan"``/``"inf"``/``"-inf"``.
+    """
+    return {
+        "id": e.id, "data": e.data, "data_fingerprint": e.data_fingerprint, "task": e.task,
+        "metrics": {k: {"value": _json_number(m.value), "lower": _bound(m.lower),
+                        "upper": _bound(m.upper), "note": m.note}
+                    for k, m in e.metrics.items()},
+        "details": _finite(dict(e.details)), "created_at": _iso(e.created_at),
+        "created_by": e.created_by,
+    }
+
+
 def detail_record(version: Version, versions: Sequence[Version], lineage: Lineage,
-                  audit: Sequence[AuditEntry]) -> dict[str, Any]:
+                  audit: Sequence[AuditEntry],
+                  evaluations: Sequence[EvaluationRecord] = ()) -> dict[str, Any]:
     """One version in full: its row plus params, tags and files; lineage, evaluations, audit.
 
     *audit* is the model's log; only the entries about this version are kept.
-    Evaluations are the ``evaluated_on`` edges leaving the version.
+    *evaluations* are the version's stored evaluations, newest first.
     """
     row = version_row(version, versions)
     row.update(
@@ -159,13 +186,12 @@ def detail_record(version: Version, versions: Sequence[Version], lineage: Lineag
     )
     edges = [{"source": e.source, "kind": e.kind, "target": e.target, "details": e.details}
              for e in lineage.edges]
-    evaluations = [{"data": e["target"], "details": e["details"]} for e in edges
-                   if e["kind"] == "evaluated_on" and e["source"] == version.ref]
     mine = [e for e in audit if e.model == version.name
             and version.version in (e.version, e.from_version, e.to_version)]
     return {
         "version": row,
         "lineage": edges,
-        "evaluations": evaluations,
+        "evaluations": [evaluation_record(e) for e in evaluations
+                        if e.ref == version.ref],
         "audit": [audit_record(e) for e in mine],
     }

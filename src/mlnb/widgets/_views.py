@@ -98,11 +98,11 @@ def _section(title: str, body: str) -> str:
 
 
 def detail_html(reg: Registry, ref: str, audit_limit: int = 200) -> str:
-    """One version in full: the version (metrics, params, tags, files), lineage, audit.
+    """One version in full: the version (metrics, params, tags, files), lineage, evaluations, audit.
 
     Every part comes from :mod:`mlnb.display`, which escapes all user text.
     """
-    from mlnb.display import audit_html, lineage_html, version_html
+    from mlnb.display import audit_html, evaluations_html, lineage_html, version_html
 
     v = reg.get(ref)
     lineage = reg.lineage(v.ref)
@@ -110,4 +110,5 @@ def detail_html(reg: Registry, ref: str, audit_limit: int = 200) -> str:
                if v.version in (e.version, e.from_version, e.to_version)]
     return (version_html(v)
             + _section("Lineage", lineage_html(lineage))
+            + _section("Evaluations", evaluations_html(reg.evaluations(v.ref)))
             + _section("Audit", audit_html(entries)))
