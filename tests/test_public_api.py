@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 PACKAGES = ["mlnb", "mlnb.errors", "mlnb.refs", "mlnb.registry", "mlnb.storage", "mlnb.serialize",
-            "mlnb.tracking", "mlnb.training"]
+            "mlnb.evaluation", "mlnb.tracking", "mlnb.training"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -35,6 +35,8 @@ _LAZY = {
     "Diff": "mlnb.registry.records",
     "LineageEdge": "mlnb.registry.records",
     "train": "mlnb.training.loop",
+    "evaluate": "mlnb.evaluation.runner",
+    "compare": "mlnb.evaluation.comparison",
 }
 
 __all__ = sorted(
@@ -56,6 +58,8 @@ __all__ = sorted(
 )
 
 if TYPE_CHECKING:
+    from mlnb.evaluation.comparison import compare
+    from mlnb.evaluation.runner import evaluate
     from mlnb.registry.client import Registry
     from mlnb.registry.records import AuditEntry, Diff, LineageEdge, ModelInfo, Version
     from mlnb.training.loop import train
