@@ -110,6 +110,19 @@ def _reference(reg: Registry, model: Model, aliases: list[str],
     return out
 
 
+def _stored_gates(reg: Any, ref: str) -> tuple[Gate, ...] | None:
+    """The gates set on *ref*'s model (``Registry.set_gates``), or ``None``."""
+    from mlnb.evaluation.gates import parse_gates
+    from mlnb.refs import parse_ref
+
+    texts = reg.gates(parse_ref(ref).name)
+    if not texts:
+        return None
+    # They were checked when set; any metric they name is known to them.
+    named = {t.split()[0].split(".")[0] for t in texts}
+    return parse_gates(texts, known_metrics=named)
+
+
 def _check_relative(gates: tuple[Gate, ...] | None, ref_or_model: Any,
                     fingerprint: dict[str, Any]) -> list[str]:
     """The aliases relative gates name; refuse them where they cannot be decided."""
@@ -181,7 +194,9 @@ def evaluate(
         left out of both.
     gates
         Gate strings (``"accuracy >= 0.95"``, ``"accuracy >= @production - 0.005"``),
-        checked on this evaluation; parsed before anything runs.
+        checked on this evaluation; parsed before anything runs.  Without them, a
+        registered version is checked against its model's own gates
+        (``Registry.set_gates``), the ones promotion to production checks.
     device
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device``.
     batch_size
@@ -236,7 +251,12 @@ def evaluate(
         if task == "classification":
             confusion, rel = confusion_matrix(pred), reliability(pred)
         report = None
-        if parsed is not None:
+        if parsed is None and model.ref is not None:
+            # No gates given: check the model's own, the ones promotion will check.
+            parsed = _stored_gates(reg, model.ref)
+            if parsed and fingerprint["hash"]:
+                aliases = sorted({g.alias for g in parsed if g.alias is not None})
+        if parsed:
             reference = _reference(reg, model, aliases, fingerprint["hash"]) if aliases else None
             report = check(parsed, estimates, reference=reference)
         details = run_details(n=len(pred), device=dev, batch_size=size, n_bootstrap=n_bootstrap,

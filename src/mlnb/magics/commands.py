@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from IPython.core.error import UsageError
 
+from mlnb.errors import InvalidArgument
 from mlnb.magics import train as _train
 
 __all__ = ["COMMANDS", "Command", "HelpShown", "usage"]
@@ -146,7 +147,108 @@ _p, _reg = _command("promote", "move an alias (default production) to a version"
 _p.add_argument("ref")
 _p.add_argument("alias", nargs="?", default="production")
 _p.add_argument("--reason")
-_reg(lambda reg, a, ns: reg.promote(a.ref, a.alias, reason=a.reason))
+_p.add_argument("--force", action="store_true",
+                help="promote to production although the model's gates do not pass (needs --reason)")
+_reg(lambda reg, a, ns: reg.promote(a.ref, a.alias, reason=a.reason, force=a.force)
+     if a.force else reg.promote(a.ref, a.alias, reason=a.reason))
+
+def _data(ns: dict[str, Any], name: str) -> Any:
+    if name not in ns:
+        from mlnb.refs import suggest
+
+        raise InvalidArgument(
+            f"--data {name!r} is not defined in the notebook{suggest(name, ns)}: give the name "
+            "of a DataLoader or of a tuple (X, y)"
+        )
+    return ns[name]
+
+
+def _eval_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, metavar="VAR",
+                   help="a DataLoader, an iterable of (inputs, targets) or a tuple (X, y)")
+    p.add_argument("--task", default="classification",
+                   choices=("classification", "regression", "language-model"))
+    p.add_argument("--metric", action="append", default=None, metavar="NAME",
+                   help="a metric to compute (repeat; default: the task's built-ins)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--n-bootstrap", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _evaluate(reg, a, ns):  # noqa: ANN001
+    from mlnb.evaluation import evaluate
+
+    return evaluate(a.ref, _data(ns, a.data), task=a.task, metrics=a.metric,
+                    gates=a.gate or None, device=a.device, batch_size=a.batch_size,
+                    n_bootstrap=a.n_bootstrap, seed=a.seed, registry=reg)
+
+
+_p, _reg = _command("eval", "evaluate a version on data: metrics with 95% intervals, gates",
+                    refs=("ref",))
+_p.add_argument("ref")
+_eval_options(_p)
+_p.add_argument("--gate", action="append", default=[], metavar="GATE",
+                help="a gate to check, e.g. 'accuracy >= 0.95' (repeat)")
+_reg(_evaluate)
+
+
+def _compare(reg, a, ns):  # noqa: ANN001
+    from mlnb.evaluation import compare
+
+    return compare(a.a, a.b, _data(ns, a.data), task=a.task, metrics=a.metric,
+                   device=a.device, batch_size=a.batch_size, n_bootstrap=a.n_bootstrap,
+                   seed=a.seed, registry=reg)
+
+
+_p, _reg = _command("compare", "compare two versions on the same examples, with paired tests",
+                    refs=("a", "b"))
+_p.add_argument("a", metavar="REF_A")
+_p.add_argument("b", metavar="REF_B")
+_eval_options(_p)
+_reg(_compare)
+
+
+def _gates(reg, a, ns):  # noqa: ANN001
+    if a.clear and a.set:
+        raise InvalidArgument("give --set or --clear, not both")
+    if a.clear:
+        return GateList(a.name, reg.set_gates(a.name, [], reason=a.reason))
+    if a.set:
+        return GateList(a.name, reg.set_gates(a.name, a.set, reason=a.reason))
+    return GateList(a.name, reg.gates(a.name))
+
+
+_p, _reg = _command("gates", "a model's quality gates: show, --set or --clear them",
+                    names=("name",))
+_p.add_argument("name")
+_p.add_argument("--set", action="append", default=[], metavar="GATE",
+                help="replace the gates with these, e.g. --set 'accuracy >= @production - 0.005'")
+_p.add_argument("--clear", action="store_true", help="remove every gate")
+_p.add_argument("--reason")
+_reg(_gates)
+
+
+@dataclass(frozen=True)
+class GateList:
+    """A model's gates, as ``%mlnb gates`` shows them."""
+
+    name: str
+    gates: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        if not self.gates:
+            return f"<{self.name}: no gates (promotion to production is not checked)>"
+        return f"<{self.name} gates: " + "; ".join(self.gates) + ">"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        if not self.gates:
+            return f"<p><b>{html.escape(self.name)}</b>: no gates</p>"
+        items = "".join(f"<li><code>{html.escape(g)}</code></li>" for g in self.gates)
+        return f"<p><b>{html.escape(self.name)}</b> gates (checked on promotion to production):</p><ul>{items}</ul>"
+
 
 _p, _reg = _command("rollback", "move an alias back to the version that held it before",
                     names=("name",))
