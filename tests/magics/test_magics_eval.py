@@ -90,3 +90,12 @@ def test_missing_data_is_one_line(shell):
     with pytest.raises(UsageError, match=r"^InvalidArgument: --data 'vall' is not defined in the "
                                          r"notebook; did you mean 'val'\?"):
         mlnb(shell, "eval toy:2 --data vall")
+
+
+def test_show_lists_a_versions_evaluations(shell):
+    assert repr(mlnb(shell, "show toy:2")) == "<Version toy:2 torch>"
+    mlnb(shell, "eval toy:2 --data val --n-bootstrap 50")
+    shown = mlnb(shell, "show toy:2")
+    assert shown.ref == "toy:2" and len(shown.evaluations) == 1
+    assert repr(shown).endswith("(1 evaluations)")
+    assert "accuracy" in shown._repr_html_() and "evaluations" in shown._repr_html_()

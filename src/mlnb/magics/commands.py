@@ -123,7 +123,37 @@ def _versions(reg, a, ns):  # noqa: ANN001
 
 _p, _reg = _command("show", "show one version: name, name:3 or name@alias", refs=("ref",))
 _p.add_argument("ref")
-_reg(lambda reg, a, ns: reg.get(a.ref))
+
+
+@dataclass(frozen=True)
+class ShownVersion:
+    """What ``%mlnb show`` returns: the version (its attributes read through) and its evaluations."""
+
+    version: Any
+    evaluations: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "version":  # copy/pickle probe before init
+            raise AttributeError(name)
+        return getattr(self.version, name)
+
+    def __repr__(self) -> str:
+        text = repr(self.version)
+        return text if not self.evaluations else f"{text} ({len(self.evaluations)} evaluations)"
+
+    def _repr_html_(self) -> str:
+        from mlnb.display.html import evaluations_html
+
+        page = self.version._repr_html_()
+        return page if not self.evaluations else page + evaluations_html(self.evaluations)
+
+
+def _show(reg, a, ns):  # noqa: ANN001
+    version = reg.get(a.ref)
+    return ShownVersion(version, reg.evaluations(version.ref))
+
+
+_reg(_show)
 
 _p, _reg = _command("register", "register a variable (model, object) or a path as a new version",
                     names=("name",))
