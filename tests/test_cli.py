@@ -96,3 +96,20 @@ def test_server_status_and_stop_never_start_a_server(seeded):
 def test_every_command_has_help(home, command):
     proc = mlnb(home, command, "--help")
     assert proc.stdout.startswith("usage: mlnb") and "--json" in proc.stdout
+
+
+def test_a_gated_promotion_is_refused_and_forced_with_a_reason(seeded):
+    import mlnb as lib
+    from mlnb.registry import server
+
+    try:
+        with lib.Registry(seeded) as reg:
+            reg.set_gates("mnist-mlp", ["accuracy >= 0.9"])
+    finally:
+        server.stop(str(seeded / "registry.duckdb"), timeout=15, force=True)
+    refused = mlnb(seeded, "promote", "mnist-mlp:2", ok=False)
+    assert refused.returncode != 0
+    assert "mnist-mlp:2 has no evaluation" in refused.stderr
+    assert "reason" in mlnb(seeded, "promote", "mnist-mlp:2", "--force", ok=False).stderr
+    forced = mlnb(seeded, "promote", "mnist-mlp:2", "--force", "--reason", "drill").stdout
+    assert "mnist-mlp@production -> mnist-mlp:2" in forced

@@ -106,7 +106,10 @@ def cmd_register(reg, args):  # noqa: ANN001
 
 
 def cmd_promote(reg, args):  # noqa: ANN001
-    v = reg.promote(args.ref, args.alias, reason=args.reason)
+    if args.force:
+        v = reg.promote(args.ref, args.alias, reason=args.reason, force=True)
+    else:
+        v = reg.promote(args.ref, args.alias, reason=args.reason)
     return v, f"{v.name}@{args.alias} -> {v.ref}"
 
 
@@ -236,6 +239,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("ref")
     p.add_argument("alias", nargs="?", default="production")
     p.add_argument("--reason")
+    p.add_argument("--force", action="store_true",
+                   help="promote although the model's quality gates do not pass (needs --reason)")
     p = add("rollback", cmd_rollback, "move an alias back to the version that held it before")
     p.add_argument("name")
     p.add_argument("--alias", default="production")
