@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from evaluation.toymodels import blobs, mlp
 from torch.utils.data import DataLoader, TensorDataset
 
 import mlnb
@@ -12,26 +13,6 @@ from mlnb.errors import InvalidArgument
 from mlnb.evaluation.comparison import COMPARED, paired_from_draws
 from mlnb.evaluation.paired import McNemar, holm, mcnemar_exact, paired_bootstrap
 from mlnb.evaluation.report import Comparison
-
-CENTRES = torch.tensor([[2.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 2.0, 0]])
-
-
-def blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 3, (n,), generator=g)
-    return CENTRES[y] + torch.randn(n, 4, generator=g), y
-
-
-def mlp(steps: int, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
-    X, y = blobs(600, 100 + seed)
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(X), y).backward()
-        opt.step()
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
