@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,3 +86,24 @@ def frontend():
 def ui(panel):
     """The panel with a frontend stand-in attached."""
     return Frontend(panel)
+
+
+def run_dom_harness(tmp_path_factory, js: Path, *scenario: str) -> dict[str, Any]:
+    """Run *js* (a widget's ES module) in jsdom through ``dom_harness.mjs``; return what it saw.
+
+    Skips when node or its jsdom package is missing (``make test`` installs both).
+    """
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    found = subprocess.run([node, "-e", "require.resolve('jsdom')"], capture_output=True,
+                           timeout=30)
+    if found.returncode != 0:
+        pytest.skip("jsdom is not installed for node (set NODE_PATH)")
+    module = tmp_path_factory.mktemp("js") / f"{js.stem}.mjs"  # an ES module whatever node's default
+    module.write_text(js.read_text())
+    harness = Path(__file__).resolve().parent / "dom_harness.mjs"
+    done = subprocess.run([node, str(harness), str(module), *scenario],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])

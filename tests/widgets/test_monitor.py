@@ -8,14 +8,13 @@ kernel (jupyter_client) shows the updates travel on IOPub while the cell still r
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from widgets.conftest import run_dom_harness
 
 pytest.importorskip("anywidget")
 
@@ -256,19 +255,7 @@ def test_in_a_kernel_updates_reach_iopub_while_the_cell_runs(tmp_path):
 
 @pytest.fixture(scope="module")
 def dom(tmp_path_factory):
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    found = subprocess.run([node, "-e", "require.resolve('jsdom')"], capture_output=True,
-                           timeout=30)
-    if found.returncode != 0:
-        pytest.skip("jsdom is not installed for node (set NODE_PATH)")
-    module = tmp_path_factory.mktemp("js") / "monitor.mjs"
-    module.write_text(JS.read_text())
-    done = subprocess.run([node, str(HERE / "dom_harness.mjs"), str(module), "monitor"],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
+    return run_dom_harness(tmp_path_factory, JS, "monitor")
 
 
 def test_the_view_draws_the_state_as_text(dom):

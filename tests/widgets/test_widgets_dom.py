@@ -7,12 +7,10 @@ and Notebook 7 is another matter (``labextension/ui-tests``).
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from widgets.conftest import run_dom_harness
 
 HERE = Path(__file__).resolve().parent
 JS = HERE.parents[1] / "src" / "mlnb" / "widgets" / "static" / "panel.js"
@@ -20,19 +18,7 @@ JS = HERE.parents[1] / "src" / "mlnb" / "widgets" / "static" / "panel.js"
 
 @pytest.fixture(scope="module")
 def seen(tmp_path_factory):
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    found = subprocess.run([node, "-e", "require.resolve('jsdom')"], capture_output=True,
-                           timeout=30)
-    if found.returncode != 0:
-        pytest.skip("jsdom is not installed for node (set NODE_PATH)")
-    module = tmp_path_factory.mktemp("js") / "panel.mjs"  # an ES module whatever node's default
-    module.write_text(JS.read_text())
-    done = subprocess.run([node, str(HERE / "dom_harness.mjs"), str(module)],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
+    return run_dom_harness(tmp_path_factory, JS)
 
 
 def test_first_paint(seen):

@@ -39,7 +39,8 @@ def register_run(reg: Registry, name: str, model: Any, session: Any, plan: Any, 
     epoch = best.epoch if best is not None else (
         session.history[-1]["epoch"] if session.history else None)
     row = next((r for r in session.history if r["epoch"] == epoch), {})
-    metrics = {k: v for k, v in row.items() if k == "train_loss" or k.startswith("val_")}
+    metrics = {k: float(v) for k, v in row.items()
+               if k == "train_loss" or k.startswith("val_")}
     if session.best_value is not None:
         metrics[f"best_{plan.monitor}"] = session.best_value
     full = dict(params)
@@ -54,8 +55,6 @@ def register_run(reg: Registry, name: str, model: Any, session: Any, plan: Any, 
     tags = {"trained_with": "mlnb.train", "run": f"{session.run_name}/{session.run_id}"}
     if best is not None:
         tags["checkpoint"] = str(best.file)
-    metrics = {k: float(v) for k, v in metrics.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if best is None:
         return reg.register(name, model, metrics=metrics, params=full, tags=tags, parent=parent)
     # The best weights go into the model for the registration, then the last come back.
